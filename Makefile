@@ -1,0 +1,43 @@
+# Nexus: `make run` starts it on the embedded defaults, `make test` runs every check.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint format check-services test-embedded test-services bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## make run: set up .venv, apply migrations, serve on http://127.0.0.1:8000
+run: $(STAMP)
+	$(BIN)/nexus migrate
+	$(BIN)/nexus serve
+
+## make test: ruff, then the whole suite on the embedded defaults and on PostgreSQL + NATS + Redis
+test: $(STAMP) lint test-embedded test-services
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
+
+test-embedded: $(STAMP)
+	NEXUS_TEST_BACKEND=embedded $(BIN)/pytest -q
+
+test-services: $(STAMP)
+	NEXUS_TEST_BACKEND=services $(BIN)/pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/kernel_bus.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

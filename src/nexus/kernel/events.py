@@ -1,0 +1,123 @@
+"""Events (CloudEvents-shaped envelopes) and jobs, written through the transactional outbox.
+
+Service code calls `emit(session, type, data, org_id=...)` or `enqueue(session, queue,
+payload)` inside its unit of work. Nothing leaves the process unless that transaction
+commits; the relay then publishes the rows to the bus or the work queue.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nexus.kernel.db import utcnow
+from nexus.kernel.ids import new_id
+from nexus.kernel.models import JobRow, OutboxRow
+
+EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){3}$")
+QUEUE_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_-]+)+$")
+_NS = uuid.UUID("5b0f0c7e-6d3e-4e0a-9f55-2d7c1c3e9a10")
+
+
+class Event(BaseModel):
+    """`nexus.<service>.<entity>.<verb>` with its org and data (DESIGN §4)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(default_factory=new_id)
+    type: str
+    source: str
+    time: dt.datetime = Field(default_factory=utcnow)
+    org_id: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    specversion: str = "1.0"
+
+
+class Job(BaseModel):
+    """A unit of work for a queue's handler."""
+
+    id: str
+    queue: str
+    payload: dict[str, Any]
+    org_id: str | None = None
+    attempt: int = 1
+
+
+def service_of(name: str) -> str:
+    """`nexus.vas.message.sent` → `vas`; `vas.dispatch` → `vas`."""
+    parts = name.split(".")
+    return parts[1] if parts[0] == "nexus" and len(parts) > 1 else parts[0]
+
+
+def emit(
+    session: AsyncSession,
+    type: str,
+    data: dict[str, Any],
+    *,
+    org_id: str | None,
+    event_id: str | None = None,
+) -> Event:
+    """Write an event to the outbox in the caller's transaction."""
+    if not EVENT_TYPE.match(type):
+        raise ValueError(f"event type {type!r} is not nexus.<service>.<entity>.<verb>")
+    event = Event(
+        id=event_id or new_id(), type=type, source=service_of(type), org_id=org_id, data=data
+    )
+    session.add(
+        OutboxRow(
+            kind="event",
+            id=event.id,
+            type=event.type,
+            source=event.source,
+            org_id=org_id,
+            time=event.time,
+            data=event.model_dump(mode="json")["data"],
+        )
+    )
+    return event
+
+
+def job_id_for(*parts: str) -> str:
+    """A deterministic job id, so the same logical job is enqueued once."""
+    return str(uuid.uuid5(_NS, "\x1f".join(parts)))
+
+
+def enqueue(
+    session: AsyncSession,
+    queue: str,
+    payload: dict[str, Any],
+    *,
+    org_id: str | None = None,
+    delay_s: float = 0,
+    run_at: dt.datetime | None = None,
+    job_id: str | None = None,
+) -> str:
+    """Enqueue a job in the caller's transaction; returns its id.
+
+    Where the SQL work queue lives in this session's database the job row is written
+    directly; otherwise it goes through the outbox and the relay forwards it.
+    """
+    if not QUEUE_NAME.match(queue):
+        raise ValueError(f"queue name {queue!r} is not <service>.<name>")
+    job_id = job_id or new_id()
+    when = run_at or (utcnow() + dt.timedelta(seconds=delay_s) if delay_s else utcnow())
+    if session.sync_session.info.get("direct_jobs"):
+        session.add(JobRow(id=job_id, queue=queue, org_id=org_id, payload=payload, run_at=when))
+    else:
+        session.add(
+            OutboxRow(
+                kind="job",
+                id=job_id,
+                type=queue,
+                source=service_of(queue),
+                org_id=org_id,
+                data=payload,
+                run_at=when,
+            )
+        )
+    return job_id

@@ -1,0 +1,224 @@
+"""The ASGI app factory and the middleware every Nexus process runs.
+
+`create_app()` builds one FastAPI app that mounts the routers of the services this
+process runs under `/api/v1` (and their public paths at the root), plus `/health`,
+`/ready` and `/metrics`. The middleware gives each request an id, enforces the body
+size limit, records Prometheus metrics and writes one masked JSON access-log line.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import nexus
+from nexus.kernel import metrics
+from nexus.kernel.config import Settings, get_settings
+from nexus.kernel.errors import install_error_handlers, problem_body, problem_response
+from nexus.kernel.ids import new_id
+from nexus.kernel.logging import mask_text
+from nexus.kernel.runtime import Runtime
+from nexus.kernel.service import Service, load_services
+
+access_log = structlog.get_logger("nexus.access")
+API_PREFIX = "/api/v1"
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class RequestContextMiddleware:
+    """Request id, body size limit, metrics and the access log, as plain ASGI."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, route_services: dict[int, str]):
+        self.app = app
+        self.max_body = max_body_bytes
+        self.route_services = route_services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or new_id()
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status = 500
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            await self._too_large(scope, receive, send, request_id)
+            self._record(scope, 413, started)
+            return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise _BodyTooLarge
+            return message
+
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        metrics.HTTP_INFLIGHT.inc()
+        try:
+            await self.app(scope, limited_receive, send_with_id)
+        except _BodyTooLarge:
+            if not response_started:
+                status = 413
+                await self._too_large(scope, receive, send, request_id, drain=False)
+        finally:
+            metrics.HTTP_INFLIGHT.dec()
+            self._record(scope, status, started)
+
+    async def _too_large(
+        self, scope: Scope, receive: Receive, send: Send, request_id: str, drain: bool = True
+    ) -> None:
+        response = problem_response(
+            413,
+            f"The body is larger than the limit of {self.max_body} bytes.",
+            instance=scope.get("path"),
+            headers={"x-request-id": request_id, "connection": "close"},
+        )
+        await response(scope, receive, send)
+
+    def _record(self, scope: Scope, status: int, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        route = scope.get("route")
+        template = getattr(route, "path", None) or ("unmatched" if status == 404 else "other")
+        service = self.route_services.get(id(getattr(route, "endpoint", None)), "kernel")
+        method = scope.get("method", "")
+        metrics.HTTP_REQUESTS.labels(service, method, template, str(status)).inc()
+        metrics.HTTP_LATENCY.labels(service, method, template).observe(elapsed)
+        if template in {"/health", "/metrics"} and status < 400:
+            return
+        client = scope.get("client")
+        access_log.info(
+            "request",
+            method=method,
+            path=mask_text(scope.get("path", "")),
+            route=template,
+            status=status,
+            duration_ms=round(elapsed * 1000, 2),
+            service=service,
+            client=client[0] if client else None,
+        )
+
+
+def kernel_router() -> APIRouter:
+    router = APIRouter(tags=["platform"])
+
+    @router.get("/health", summary="Liveness: the process answers")
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "version": nexus.__version__}
+
+    @router.get("/ready", summary="Readiness: databases and bus reachable")
+    async def ready(request: Request) -> Response:
+        runtime: Runtime = request.app.state.runtime
+        checks = await runtime.check_ready()
+        if all(value == "ok" for value in checks.values()):
+            return JSONResponse({"status": "ready", "checks": checks})
+        failing = ", ".join(k for k, v in checks.items() if v != "ok")
+        body = problem_body(503, f"Not ready: {failing} not reachable.", checks=checks)
+        return JSONResponse(body, status_code=503, media_type="application/problem+json")
+
+    @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def create_app(
+    settings: Settings | None = None,
+    services: list[Service] | None = None,
+    *,
+    runtime: Runtime | None = None,
+    workers: bool | None = None,
+) -> FastAPI:
+    """The app for this process's services (by default: those the settings name)."""
+    settings = settings or get_settings()
+    if runtime is None:
+        if services is None:
+            services = load_services(settings.services, settings.plugins)
+        runtime = Runtime(settings, services)
+    run_workers = settings.run_workers if workers is None else workers
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start(workers=run_workers)
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    names = ", ".join(s.name for s in runtime.services) or "kernel only"
+    app = FastAPI(
+        title="Nexus API",
+        version=nexus.__version__,
+        description=f"Nexus, the self-hosted business operating system. Services: {names}.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        redoc_url=None,
+    )
+    app.state.runtime = runtime
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(kernel_router())
+    route_services: dict[int, str] = {}
+    for service in runtime.services:
+        for router, prefix in ((service.router, API_PREFIX), (service.public_router, "")):
+            if router is None:
+                continue
+            app.include_router(router, prefix=prefix)
+            for route in router.routes:
+                route_services[id(getattr(route, "endpoint", None))] = service.name
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["x-request-id"],
+        )
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        route_services=route_services,
+    )
+    return app
+
+
+def app_factory() -> Any:
+    """Entry point for `uvicorn --factory nexus.kernel.http:app_factory`."""
+    from nexus.kernel.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

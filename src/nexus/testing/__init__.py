@@ -1,0 +1,1 @@
+"""Loopback fakes of external systems and small sample services, for tests and benchmarks."""
