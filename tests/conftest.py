@@ -36,7 +36,9 @@ _missing: list[str] = []
 def _reachable(url: str, default_port: int) -> bool:
     parsed = urlparse(url)
     try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), 2):
+        with socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or default_port), 2
+        ):
             return True
     except OSError:
         return False
@@ -45,8 +47,11 @@ def _reachable(url: str, default_port: int) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     if not SERVICES_MODE:
         return
-    for name, url, port in (("PostgreSQL", PG_ADMIN, 5432), ("NATS", NATS_URL, 4222),
-                            ("Redis", REDIS_URL, 6379)):
+    for name, url, port in (
+        ("PostgreSQL", PG_ADMIN, 5432),
+        ("NATS", NATS_URL, 4222),
+        ("Redis", REDIS_URL, 6379),
+    ):
         if not _reachable(url, port):
             _missing.append(f"{name} at {url}")
     if _missing and os.environ.get("CI"):
@@ -96,14 +101,19 @@ def pg_url(database: str) -> str:
 async def settings(tmp_path: Path) -> AsyncIterator[Settings]:
     """Settings for one test, on a database and bus namespace of its own."""
     values: dict[str, object] = {
-        "data_dir": tmp_path / "var", "env": "test", "secret_key": "test-secret-" + "x" * 32,
-        "shutdown_timeout_s": 3.0, "jwt_issuer": "http://nexus.test",
+        "data_dir": tmp_path / "var",
+        "env": "test",
+        "secret_key": "test-secret-" + "x" * 32,
+        "shutdown_timeout_s": 3.0,
+        "jwt_issuer": "http://nexus.test",
     }
     database = None
     if SERVICES_MODE:
         database = await _create_pg_database()
         values.update(
-            database_url=pg_url(database), bus_url=NATS_URL, redis_url=REDIS_URL,
+            database_url=pg_url(database),
+            bus_url=NATS_URL,
+            redis_url=REDIS_URL,
             bus_namespace=f"t{uuid.uuid4().hex[:10]}",
         )
     settings = Settings(**values)  # type: ignore[arg-type]
@@ -124,6 +134,27 @@ async def settings(tmp_path: Path) -> AsyncIterator[Settings]:
 
 RuntimeFactory = Callable[..., Awaitable[Runtime]]
 
+SAMPLE_PLUGINS = "nexus.testing.sample_services:notes,nexus.testing.sample_services:tally"
+
+
+def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment that gives a `nexus` subprocess the same configuration."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEXUS_")}
+    env.update(
+        NEXUS_DATA_DIR=str(settings.data_dir),
+        NEXUS_DATABASE_URL=settings.default_database_url(),
+        NEXUS_BUS_URL=settings.bus_url,
+        NEXUS_BUS_NAMESPACE=settings.bus_namespace,
+        NEXUS_SECRET_KEY=settings.secret(),
+        NEXUS_PLUGINS=SAMPLE_PLUGINS,
+        NEXUS_LOG_LEVEL="WARNING",
+        NEXUS_JWT_ISSUER=settings.issuer(),
+    )
+    if settings.redis_url:
+        env["NEXUS_REDIS_URL"] = settings.redis_url
+    env.update(extra)
+    return env
+
 
 @pytest.fixture
 def issuer() -> TestIssuer:
@@ -135,8 +166,9 @@ async def make_runtime(settings: Settings, issuer: TestIssuer) -> AsyncIterator[
     """Start runtimes (migrated, with workers) that are stopped when the test ends."""
     started: list[Runtime] = []
 
-    async def make(services: list[Service], *, workers: bool = True,
-                   settings_: Settings | None = None) -> Runtime:
+    async def make(
+        services: list[Service], *, workers: bool = True, settings_: Settings | None = None
+    ) -> Runtime:
         runtime = Runtime(settings_ or settings, services)
         await upgrade(runtime)
         await runtime.start(workers=workers)

@@ -26,11 +26,15 @@ async def _emit_notes(runtime, count: int, org_id: str = "org-1") -> list[str]: 
             note = Note(text=f"note {i}")
             session.add(note)
             await session.flush()
-            ids.append(emit(session, "nexus.notes.note.created", {"note_id": note.id}, org_id=org_id).id)
+            ids.append(
+                emit(session, "nexus.notes.note.created", {"note_id": note.id}, org_id=org_id).id
+            )
     return ids
 
 
-async def test_committed_event_reaches_every_consumer_group_once(make_runtime: RuntimeFactory) -> None:
+async def test_committed_event_reaches_every_consumer_group_once(
+    make_runtime: RuntimeFactory,
+) -> None:
     runtime = await make_runtime([notes, tally])
     ids = await _emit_notes(runtime, 25)
 
@@ -75,7 +79,9 @@ async def test_events_survive_a_restart_and_are_handled_once(
     consumer = await make_runtime([notes, tally])
 
     async def all_seen() -> bool:
-        return len(await _seen(consumer, "audit")) == 40 and len(await _seen(consumer, "stats")) == 40
+        return (
+            len(await _seen(consumer, "audit")) == 40 and len(await _seen(consumer, "stats")) == 40
+        )
 
     await eventually(all_seen, timeout_s=20)
     await consumer.stop()

@@ -12,11 +12,12 @@ import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -54,13 +55,13 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = None
     jwks_url: str | None = None
 
-    services: list[str] = Field(default_factory=list)
-    plugins: list[str] = Field(default_factory=list)
+    services: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    plugins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     secret_key: SecretStr | None = None
 
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
-    cors_origins: list[str] = Field(default_factory=list)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(1_048_576, ge=1024)
     shutdown_timeout_s: float = Field(5.0, ge=0)
     db_pool_size: int = Field(10, ge=1)

@@ -142,6 +142,7 @@ class Database:
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._lock_owner: asyncio.Task[Any] | None = None
         self._after_commit: list[AfterCommit] = []
         # True where the SQL work queue lives in this database: `enqueue` then writes the
         # job row itself instead of going through the outbox (set by the runtime).
@@ -156,7 +157,14 @@ class Database:
         """A unit of work: commits when the block ends, rolls back when it raises."""
         lock = self._write_lock
         if lock is not None:
+            me = asyncio.current_task()
+            if self._lock_owner is me and me is not None:
+                raise RuntimeError(
+                    "a write transaction is already open in this task: use its session "
+                    "(a second one would wait for the first forever on SQLite)"
+                )
             await lock.acquire()
+            self._lock_owner = me
         try:
             async with self._sessions() as session:
                 session.info["direct_jobs"] = self.direct_jobs
@@ -166,6 +174,7 @@ class Database:
                     yield session
         finally:
             if lock is not None:
+                self._lock_owner = None
                 lock.release()
         for callback in self._after_commit:
             result = callback()

@@ -33,17 +33,15 @@ access_log = structlog.get_logger("nexus.access")
 API_PREFIX = "/api/v1"
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
 class RequestContextMiddleware:
     """Request id, body size limit, metrics and the access log, as plain ASGI."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, route_services: dict[int, str]):
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, routes: dict[int, tuple[str, str]]
+    ) -> None:
         self.app = app
         self.max_body = max_body_bytes
-        self.route_services = route_services
+        self.routes = routes  # id(endpoint) -> (service, full path template)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -63,20 +61,30 @@ class RequestContextMiddleware:
             return
 
         received = 0
+        too_large = False
+        response_started = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large, status
+            if too_large:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body:
-                    raise _BodyTooLarge
+                    # Answer 413 now; the app sees a disconnected client and its own
+                    # answer, if any, is dropped.
+                    too_large = True
+                    if not response_started:
+                        status = 413
+                        await self._too_large(scope, receive, send, request_id)
+                    return {"type": "http.disconnect"}
             return message
-
-        response_started = False
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, response_started
+            if too_large:
+                return
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
@@ -87,17 +95,14 @@ class RequestContextMiddleware:
         metrics.HTTP_INFLIGHT.inc()
         try:
             await self.app(scope, limited_receive, send_with_id)
-        except _BodyTooLarge:
-            if not response_started:
-                status = 413
-                await self._too_large(scope, receive, send, request_id, drain=False)
+        except Exception:
+            if not too_large:
+                raise
         finally:
             metrics.HTTP_INFLIGHT.dec()
             self._record(scope, status, started)
 
-    async def _too_large(
-        self, scope: Scope, receive: Receive, send: Send, request_id: str, drain: bool = True
-    ) -> None:
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         response = problem_response(
             413,
             f"The body is larger than the limit of {self.max_body} bytes.",
@@ -109,8 +114,10 @@ class RequestContextMiddleware:
     def _record(self, scope: Scope, status: int, started: float) -> None:
         elapsed = time.perf_counter() - started
         route = scope.get("route")
-        template = getattr(route, "path", None) or ("unmatched" if status == 404 else "other")
-        service = self.route_services.get(id(getattr(route, "endpoint", None)), "kernel")
+        service, template = self.routes.get(
+            id(getattr(route, "endpoint", None)),
+            ("kernel", getattr(route, "path", None) or ("unmatched" if status == 404 else "other")),
+        )
         method = scope.get("method", "")
         metrics.HTTP_REQUESTS.labels(service, method, template, str(status)).inc()
         metrics.HTTP_LATENCY.labels(service, method, template).observe(elapsed)
@@ -190,14 +197,15 @@ def create_app(
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(kernel_router())
-    route_services: dict[int, str] = {}
+    routes: dict[int, tuple[str, str]] = {}
     for service in runtime.services:
         for router, prefix in ((service.router, API_PREFIX), (service.public_router, "")):
             if router is None:
                 continue
             app.include_router(router, prefix=prefix)
             for route in router.routes:
-                route_services[id(getattr(route, "endpoint", None))] = service.name
+                endpoint = getattr(route, "endpoint", None)
+                routes[id(endpoint)] = (service.name, prefix + getattr(route, "path", ""))
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -210,7 +218,7 @@ def create_app(
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
-        route_services=route_services,
+        routes=routes,
     )
     return app
 

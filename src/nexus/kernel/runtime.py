@@ -208,7 +208,7 @@ class Runtime:
                 self._add_runner(queue, _event_runner(self, service, consumer, source, db))
             for worker in service.workers:
                 self._worker_tasks.append(asyncio.create_task(worker(self)))
-        self._tasks.append(asyncio.create_task(metrics.watch_queues(self), name="queue-metrics"))
+        self._worker_tasks.append(asyncio.create_task(metrics.watch_queues(self)))
 
     async def _source(
         self,

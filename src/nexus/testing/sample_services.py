@@ -37,7 +37,7 @@ class Note(NotesBase, IdMixin, OrgScoped, TimestampMixin):
 
 
 class JobRun(NotesBase, IdMixin):
-    """One row per phase of a `notes.work` job: started (own commit) and completed."""
+    """A completed `notes.work` job."""
 
     __tablename__ = "notes_job_runs"
     job_id: Mapped[str] = mapped_column(String(64), index=True)
@@ -91,6 +91,7 @@ async def get_note(
 
 class WorkIn(BaseModel):
     sleep_s: float = Field(0, ge=0, le=600)
+    marker: str | None = None
     fail_times: int = Field(0, ge=0)
 
 
@@ -105,12 +106,16 @@ async def enqueue_work(
 
 
 async def do_work(job: Job, ctx: HandlerContext) -> None:
-    """Record 'started' in its own commit, maybe sleep or fail, then 'completed'."""
+    """Maybe note the start in a marker file and sleep, maybe fail; then record completion.
+
+    It runs inside the job's transaction, so the completion row commits together with the
+    job's acknowledgement, or not at all.
+    """
     assert ctx.session is not None
-    db = ctx.runtime.db("notes")
-    if job.payload.get("sleep_s"):
-        async with db.transaction() as other:
-            other.add(JobRun(job_id=job.id, phase="started", pid=str(os.getpid())))
+    if job.payload.get("marker"):
+        with open(job.payload["marker"], "a") as marker:  # noqa: ASYNC230 - tiny test write
+            marker.write(f"{os.getpid()}\n")
+    if job.payload.get("sleep_s") and job.attempt <= int(job.payload.get("sleep_attempts", 99)):
         await asyncio.sleep(float(job.payload["sleep_s"]))
     if job.attempt <= int(job.payload.get("fail_times", 0)):
         raise RuntimeError(f"failing on purpose (attempt {job.attempt})")

@@ -44,8 +44,14 @@ class TestIssuer:
     ) -> str:
         now = int(time.time())
         body = {
-            "iss": self.issuer, "aud": self.audience, "sub": sub, "org_id": org_id,
-            "iat": now, "exp": now + ttl_s, "jti": new_id(), "scope": " ".join(permissions),
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": sub,
+            "org_id": org_id,
+            "iat": now,
+            "exp": now + ttl_s,
+            "jti": new_id(),
+            "scope": " ".join(permissions),
             **claims,
         }
         header = {"alg": "ES256", "kid": self.key.kid, "typ": "JWT"}
