@@ -55,7 +55,8 @@ def test_config_show_masks_secrets(settings: Settings, tmp_path: Path) -> None:
     assert data["service_database_urls"]["vas"] == "postgresql://v:********@h/v"
     assert data["secret_key"] == "********"
     assert data["port"] == 9100  # from nexus.toml
-    assert "s3cret-pw" not in result.stdout and "super-secret-key-value" not in result.stdout
+    assert "s3cret-pw" not in result.stdout
+    assert "super-secret-key-value" not in result.stdout
 
 
 def test_unknown_service_is_a_clear_error(settings: Settings) -> None:

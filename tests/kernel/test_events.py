@@ -101,5 +101,5 @@ async def test_events_survive_a_restart_and_are_handled_once(
 async def test_event_types_are_validated(make_runtime: RuntimeFactory) -> None:
     runtime = await make_runtime([notes], workers=False)
     async with runtime.db("notes").transaction() as session:
-        with pytest.raises(ValueError, match="nexus.<service>"):
+        with pytest.raises(ValueError, match=r"nexus\.<service>"):
             emit(session, "NotAType", {}, org_id=None)

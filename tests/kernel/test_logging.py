@@ -66,7 +66,9 @@ async def test_request_logs_are_json_and_masked(
     access = [
         ln for ln in lines if ln.get("event") == "request" and ln.get("request_id") == "rid-42"
     ]
-    assert access and access[0]["status"] == 201 and access[0]["org_id"] == "org-1"
+    assert access
+    assert access[0]["status"] == 201
+    assert access[0]["org_id"] == "org-1"
     assert access[0]["route"] == "/api/v1/notes"
     for secret in (token, "hunter2", "4155550123", "secret text", "ada@example.com"):
         assert secret not in output

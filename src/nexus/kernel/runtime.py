@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.kernel import metrics
 from nexus.kernel.auth import Authenticator, RemoteJWKS, TokenVerifier
 from nexus.kernel.config import Settings
-from nexus.kernel.db import Database, Databases, insert_ignore
+from nexus.kernel.db import Database, Databases, insert_ignore, utcnow
 from nexus.kernel.events import Event, Job, job_id_for, service_of
-from nexus.kernel.models import JobRow, OutboxRow
+from nexus.kernel.models import InboxRow, JobRow, OutboxRow
 from nexus.kernel.nats import NatsBackend, envelope_of
 from nexus.kernel.queue import Delivery, Runner, RunnerSpec, Source
 from nexus.kernel.queue_sql import SqlJobSource
@@ -209,6 +211,8 @@ class Runtime:
             for worker in service.workers:
                 self._worker_tasks.append(asyncio.create_task(worker(self)))
         self._worker_tasks.append(asyncio.create_task(metrics.watch_queues(self)))
+        if self.nats is not None:
+            self._worker_tasks.append(asyncio.create_task(self._prune_inbox()))
 
     async def _source(
         self,
@@ -267,6 +271,18 @@ class Runtime:
         await self.databases.dispose()
         self.started = False
         log.info("runtime stopped")
+
+    async def _prune_inbox(self, keep_days: float = 7, every_s: float = 3600) -> None:
+        """Forget handled ids older than any redelivery could be (JetStream backend)."""
+        while True:
+            cutoff = utcnow() - dt.timedelta(days=keep_days)
+            for db in self.service_databases():
+                try:
+                    async with db.transaction() as session:
+                        await session.execute(delete(InboxRow).where(InboxRow.handled_at < cutoff))
+                except Exception as exc:
+                    log.warning("inbox prune failed", error=str(exc))
+            await asyncio.sleep(every_s)
 
     async def check_ready(self) -> dict[str, str]:
         """Each dependency and whether it answers: {"database:vas": "ok", ...}."""
