@@ -73,14 +73,44 @@ def migrate(service: ServiceOpt = None) -> None:
         console.print(f"[green]✓[/] migrated {line}")
 
 
+@app.command("makemigration")
+def make_migration(
+    service: Annotated[str, typer.Argument(help="The service (or 'kernel').")],
+    message: Annotated[str, typer.Option("--message", "-m", help="What the change does.")],
+    empty: Annotated[bool, typer.Option(help="Write an empty revision, no autogenerate.")] = False,
+) -> None:
+    """Write a new migration for a service from its models (developers)."""
+    from nexus.kernel.migrate import revision
+    from nexus.kernel.runtime import Runtime
+
+    settings = _settings([] if service == "kernel" else [service])
+    configure_logging("WARNING", "console")
+    services = [] if service == "kernel" else _services(settings)
+
+    async def go() -> None:
+        await _migrate(settings, services)
+        runtime = Runtime(settings, services)
+        try:
+            await revision(runtime, service, message, autogenerate=not empty)
+        finally:
+            await runtime.databases.dispose()
+
+    asyncio.run(go())
+
+
 @app.command()
 def serve(
     service: ServiceOpt = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     workers: Annotated[
-        bool, typer.Option("--workers/--no-workers", help="Also run job and event workers.")
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--workers/--no-workers",
+            help="Also run job and event workers (default: NEXUS_RUN_WORKERS, true).",
+            show_default=False,
+        ),
+    ] = None,
     migrate_first: Annotated[
         bool, typer.Option("--migrate/--no-migrate", help="Apply migrations at start-up.")
     ] = True,
@@ -90,8 +120,7 @@ def serve(
 
     from nexus.kernel.http import create_app
 
-    settings = _settings(service, host=host, port=port)
-    settings.run_workers = workers
+    settings = _settings(service, host=host, port=port, run_workers=workers)
     configure_logging(settings.log_level, settings.log_format)
     services = _services(settings)
     settings.secret()

@@ -23,8 +23,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-_SERVICE_ENV = re.compile(r"^NEXUS_([A-Z0-9]+)_(DATABASE_URL|URL)$")
-_RESERVED = {"DATABASE_URL", "BUS_URL", "REDIS_URL", "PUBLIC_URL"}
+_SERVICE_ENV = re.compile(r"^NEXUS_([A-Z][A-Z0-9_]*?)_(DATABASE_URL|URL)$")
 
 
 def _toml_path() -> Path:
@@ -88,12 +87,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _per_service_env(self) -> Settings:
+        """`NEXUS_<SERVICE>_DATABASE_URL` / `NEXUS_<SERVICE>_URL` (environment wins)."""
+        own = {name.upper() for name in type(self).model_fields}
         for key, value in os.environ.items():
             match = _SERVICE_ENV.match(key)
-            if not match or f"{match[1]}_{match[2]}" in _RESERVED or match[1] == "BUS":
+            if not match or key.removeprefix("NEXUS_") in own:
                 continue
             target = self.service_database_urls if match[2] == "DATABASE_URL" else self.service_urls
-            target.setdefault(match[1].lower(), value)
+            target[match[1].lower()] = value
         return self
 
     # -- derived values ---------------------------------------------------------------

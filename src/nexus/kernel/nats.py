@@ -205,7 +205,7 @@ class NatsSource:
     async def claim(self, limit: int, lease_s: float, wait_s: float) -> list[Delivery]:
         try:
             msgs: list[Msg] = await self.sub.fetch(batch=limit, timeout=max(wait_s, 0.05))
-        except nats.errors.TimeoutError:
+        except (nats.errors.TimeoutError, TimeoutError):  # nothing to fetch within wait_s
             return []
         out: list[Delivery] = []
         for msg in msgs:
