@@ -206,6 +206,8 @@ def _add_service_commands() -> None:
         for svc in load_services((), settings.plugins):
             if svc.cli is not None:
                 app.add_typer(svc.cli, name=svc.name)
+            for command in svc.commands:
+                app.command()(command)
     except Exception as exc:  # a broken plugin must not take the whole CLI down
         err.print(f"[yellow]warning:[/] service commands not loaded: {exc}")
 

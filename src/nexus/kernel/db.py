@@ -183,14 +183,12 @@ class Database:
 
     @asynccontextmanager
     async def read(self, *, org_id: str | None = None) -> AsyncIterator[AsyncSession]:
-        """A read-only session: never commits, takes no write lock."""
+        """A read-only session: never commits, takes no write lock. Objects loaded in it
+        stay readable after the block (closing detaches them without expiring them)."""
         async with self._read_sessions() as session:
             if org_id is not None:
                 scope_to_org(session, org_id)
-            try:
-                yield session
-            finally:
-                await session.rollback()
+            yield session
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

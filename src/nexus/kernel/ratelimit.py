@@ -106,11 +106,16 @@ def rate_limit(
         value = key(request)
         if not isinstance(value, str):
             value = await value
-        retry = await get_rate_limiter(request).hit(name, value, limit, per_s)
-        if retry:
-            raise RateLimited(
-                f"Too many requests; try again in {int(retry)} s.",
-                headers={"Retry-After": str(int(retry))},
-            )
+        await enforce(request, name, value, limit=limit, per_s=per_s)
 
     return Depends(dependency)
+
+
+async def enforce(request: Request, name: str, key: str, *, limit: int, per_s: float) -> None:
+    """Count one hit for `key`; raise 429 with Retry-After past the limit."""
+    retry = await get_rate_limiter(request).hit(name, key, limit, per_s)
+    if retry:
+        raise RateLimited(
+            f"Too many requests; try again in {int(retry)} s.",
+            headers={"Retry-After": str(int(retry))},
+        )

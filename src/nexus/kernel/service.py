@@ -29,7 +29,9 @@ SERVICE_NAME = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
 PERMISSION = re.compile(r"^[a-z][a-z0-9_]*:[a-z][a-z0-9_-]*:[a-z][a-z0-9_-]*$")
 
 # name -> "module:attribute"; imported lazily so a process loads only what it runs.
-BUILTIN_SERVICES: dict[str, str] = {}
+BUILTIN_SERVICES: dict[str, str] = {
+    "idaas": "nexus.services.idaas:service",
+}
 
 
 @dataclass
@@ -94,7 +96,8 @@ class Service:
     jobs: list[JobHandler] = field(default_factory=list)
     workers: list[Worker] = field(default_factory=list)
     permissions: dict[str, str] = field(default_factory=dict)
-    cli: typer.Typer | None = None
+    cli: typer.Typer | None = None  # mounted as `nexus <service> ...`
+    commands: list[Callable[..., Any]] = field(default_factory=list)  # top-level `nexus <cmd>`
     on_startup: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,191 @@
+"""Password login with brute-force protection, and the MFA step that may follow it.
+
+No user enumeration: an unknown e-mail, a wrong password and a suspended account all
+get the same answer after the same amount of work (one argon2id verification).
+Failures are counted per account and per address: past `backoff_after` failures each
+further attempt must wait 2**(n - backoff_after) seconds, past `lock_after` the key is
+locked for `lock_s`. A success clears the account's counter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nexus.kernel.crypto import random_token, token_hash
+from nexus.kernel.db import insert_ignore, utcnow
+from nexus.kernel.errors import Problem, RateLimited, Unauthorized
+from nexus.services.idaas import audit
+from nexus.services.idaas.models import LoginThrottle, MfaChallenge, MfaFactor, Org, User
+from nexus.services.idaas.passwords import verify_password
+from nexus.services.idaas.settings import IdaasSettings
+from nexus.services.idaas.tokens import TokenIssuer, TokenPair
+
+BAD_CREDENTIALS = "The e-mail or password is not right."
+
+
+@dataclass
+class MfaRequired:
+    mfa_token: str
+    factors: list[str]
+
+    def body(self) -> dict[str, object]:
+        return {"mfa_required": True, "mfa_token": self.mfa_token, "factors": self.factors}
+
+
+class Throttle:
+    def __init__(self, idaas: IdaasSettings) -> None:
+        self.idaas = idaas
+
+    async def retry_after(self, session: AsyncSession, keys: list[str]) -> float:
+        rows = (
+            await session.scalars(select(LoginThrottle).where(LoginThrottle.key.in_(keys)))
+        ).all()
+        now = utcnow()
+        wait = 0.0
+        for row in rows:
+            if now - row.last_failure_at > dt.timedelta(seconds=self.idaas.failure_window_s):
+                continue
+            if row.blocked_until and row.blocked_until > now:
+                wait = max(wait, (row.blocked_until - now).total_seconds())
+        return wait
+
+    async def failed(self, session: AsyncSession, keys: list[str]) -> None:
+        now = utcnow()
+        await insert_ignore(
+            session,
+            LoginThrottle,
+            [{"key": k, "failures": 0, "last_failure_at": now} for k in keys],
+        )
+        rows = (
+            await session.scalars(select(LoginThrottle).where(LoginThrottle.key.in_(keys)))
+        ).all()
+        for row in rows:
+            if now - row.last_failure_at > dt.timedelta(seconds=self.idaas.failure_window_s):
+                row.failures = 0
+            row.failures += 1
+            row.last_failure_at = now
+            n = row.failures
+            if n >= self.idaas.lock_after:
+                row.blocked_until = now + dt.timedelta(seconds=self.idaas.lock_s)
+            elif n >= self.idaas.backoff_after:
+                delay = min(2 ** (n - self.idaas.backoff_after), self.idaas.lock_s)
+                row.blocked_until = now + dt.timedelta(seconds=delay)
+
+    async def succeeded(self, session: AsyncSession, key: str) -> None:
+        row = await session.get(LoginThrottle, key)
+        if row is not None:
+            await session.delete(row)
+
+
+def account_key(email: str, org: str | None) -> str:
+    return f"acct:{(org or '*').lower()}:{email.lower()}"
+
+
+def address_key(ip: str | None) -> str:
+    return f"ip:{ip or 'unknown'}"
+
+
+async def resolve_org(session: AsyncSession, org: str | None) -> Org | None:
+    if not org:
+        return None
+    return await session.scalar(select(Org).where((Org.id == org) | (Org.slug == org.lower())))
+
+
+async def password_login(
+    session: AsyncSession,
+    issuer: TokenIssuer,
+    idaas: IdaasSettings,
+    *,
+    email: str,
+    password: str,
+    org: str | None,
+    origin: audit.Origin,
+) -> TokenPair | MfaRequired | Problem:
+    """Check the password; the caller commits, then raises a returned Problem."""
+    email = email.strip().lower()
+    throttle = Throttle(idaas)
+    keys = [account_key(email, org), address_key(origin.ip)]
+    wait = await throttle.retry_after(session, keys)
+    if wait > 0:
+        return RateLimited(
+            f"Too many failed logins; try again in {int(wait) + 1} s.",
+            headers={"Retry-After": str(int(wait) + 1)},
+            slug="login-throttled",
+        )
+    target_org = await resolve_org(session, org)
+    stmt = select(User).where(User.email == email, User.kind == "user")
+    if org is not None:
+        stmt = stmt.where(User.org_id == (target_org.id if target_org else "-"))
+    candidates = list((await session.scalars(stmt)).all())
+    matched = [u for u in candidates if verify_password(password, u.password_hash)]
+    if not candidates:
+        verify_password(password, None)  # same work as a wrong password
+    user = matched[0] if len(matched) == 1 else None
+    if len(matched) > 1:
+        return Problem(
+            "This e-mail belongs to several organizations; say which one with `org`.",
+            status=409,
+            slug="org-required",
+            orgs=[u.org_id for u in matched],
+        )
+    if user is None or user.status != "active":
+        await throttle.failed(session, keys)
+        for candidate in candidates:
+            audit.record(
+                session,
+                "auth.login.failed",
+                org_id=candidate.org_id,
+                origin=origin,
+                actor_id=candidate.id,
+                actor_type="user",
+                target_type="user",
+                target_id=candidate.id,
+                result="failure",
+                reason="inactive" if candidate in matched else "bad_password",
+            )
+        return Unauthorized(BAD_CREDENTIALS, slug="invalid-credentials", headers={})
+    await throttle.succeeded(session, account_key(email, org))
+    factors = (
+        await session.scalars(
+            select(MfaFactor.kind).where(
+                MfaFactor.user_id == user.id, MfaFactor.confirmed_at.is_not(None)
+            )
+        )
+    ).all()
+    if factors:
+        mfa_token = random_token("nxm_")
+        session.add(
+            MfaChallenge(
+                org_id=user.org_id,
+                token_hash=token_hash(mfa_token),
+                user_id=user.id,
+                expires_at=utcnow() + dt.timedelta(seconds=idaas.mfa_challenge_ttl_s),
+                ip=origin.ip,
+                user_agent=origin.user_agent,
+            )
+        )
+        audit.record(
+            session,
+            "auth.login.mfa_required",
+            org_id=user.org_id,
+            origin=origin,
+            actor_id=user.id,
+            actor_type="user",
+        )
+        return MfaRequired(mfa_token, [*sorted(set(factors)), "recovery_code"])
+    pair = await issuer.start_session(session, user, origin=origin, mfa=False)
+    audit.record(
+        session,
+        "auth.login.succeeded",
+        org_id=user.org_id,
+        origin=origin,
+        actor_id=user.id,
+        actor_type="user",
+        target_type="session",
+        target_id=pair.session_id,
+    )
+    return pair

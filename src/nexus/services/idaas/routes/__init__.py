@@ -1,0 +1,16 @@
+"""IDaaS HTTP routes: API under /api/v1 and public paths at the root."""
+
+from nexus.services.idaas.routes import (
+    apikeys,
+    audit,
+    auth,
+    groups,
+    me,
+    orgs,
+    roles,
+    users,
+    wellknown,
+)
+
+API = (auth, me, orgs, users, groups, roles, apikeys, audit)
+PUBLIC = (wellknown,)
