@@ -14,10 +14,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## make run: set up .venv, apply migrations, serve on http://127.0.0.1:8000
+## make run: set up .venv, apply migrations, create a demo org on first start, serve on :8000
 run: $(STAMP)
 	$(BIN)/nexus migrate
-	$(BIN)/nexus serve
+	$(BIN)/nexus init --if-empty --org-name "Demo" --email owner@demo.example.com
+	$(BIN)/nexus serve --no-migrate
 
 ## make test: ruff, then the whole suite on the embedded defaults and on PostgreSQL + NATS + Redis
 test: $(STAMP) lint test-embedded test-services

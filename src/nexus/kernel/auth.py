@@ -206,6 +206,55 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
     )
 
 
+class RemoteApiKeys:
+    """API keys checked by the IDaaS of another process (`NEXUS_IDAAS_URL`): the key asks
+    IDaaS who it is (`GET /api/v1/me`); answers are cached for `ttl_s`."""
+
+    def __init__(self, idaas_url: str, *, ttl_s: float = 30) -> None:
+        self.url = idaas_url.rstrip("/") + "/api/v1/me"
+        self.ttl_s = ttl_s
+        self._cache: OrderedDict[str, tuple[float, Principal | None]] = OrderedDict()
+
+    async def __call__(self, request: Request) -> Principal | None:
+        key = request.headers.get("x-api-key") or ""
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        if not key and scheme.lower() == "bearer" and value.strip().startswith("nxk_"):
+            key = value.strip()
+        if not key:
+            return None
+        cache_key = hashlib.blake2b(key.encode(), digest_size=20).hexdigest()
+        hit = self._cache.get(cache_key)
+        if hit is None or hit[0] < time.monotonic():
+            hit = (time.monotonic() + self.ttl_s, await self._ask(key))
+            self._cache[cache_key] = hit
+            if len(self._cache) > 10_000:
+                self._cache.popitem(last=False)
+        if hit[1] is None:
+            raise Unauthorized("The API key is not valid.")
+        return hit[1]
+
+    async def _ask(self, key: str) -> Principal | None:
+        try:
+            async with httpx.AsyncClient(timeout=5) as client:
+                response = await client.get(self.url, headers={"x-api-key": key})
+        except httpx.HTTPError:
+            raise Unauthorized(
+                "Identity service unreachable; the API key cannot be checked."
+            ) from None
+        if response.status_code != 200:
+            return None
+        me = response.json()
+        user = me["user"]
+        return Principal(
+            subject=user["id"],
+            org_id=user["org_id"],
+            kind=user.get("kind", "service_account"),
+            permissions=frozenset(me.get("permissions", [])),
+            roles=tuple(me.get("roles", [])),
+            claims={"attrs": user.get("attributes", {})},
+        )
+
+
 # -- authentication of requests -------------------------------------------------------------
 Strategy = Callable[[Request], Awaitable[Principal | None]]
 

@@ -105,7 +105,8 @@ class Settings(BaseSettings):
 
     def issuer(self) -> str:
         """The `iss` of tokens this installation issues and accepts."""
-        return (self.jwt_issuer or self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+        issuer = self.jwt_issuer or self.public_url or self.service_urls.get("idaas")
+        return (issuer or f"http://{self.host}:{self.port}").rstrip("/")
 
     def database_url_for(self, service: str) -> str:
         return self.service_database_urls.get(service) or self.default_database_url()

@@ -20,7 +20,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.kernel import metrics
-from nexus.kernel.auth import Authenticator, RemoteJWKS, TokenVerifier
+from nexus.kernel.auth import Authenticator, RemoteApiKeys, RemoteJWKS, TokenVerifier
 from nexus.kernel.config import Settings
 from nexus.kernel.db import Database, Databases, insert_ignore, utcnow
 from nexus.kernel.events import Event, Job, job_id_for, service_of
@@ -119,14 +119,21 @@ class Runtime:
         if settings.bus_url.startswith("nats"):
             self.nats = NatsBackend(settings.bus_url, settings.bus_namespace)
         self.redis: Any = None
+        # Tokens and API keys are checked locally when IDaaS runs in this process (it
+        # installs its key store at start-up); otherwise against the IDaaS named by
+        # NEXUS_IDAAS_URL (or an explicit NEXUS_JWKS_URL).
+        idaas_url = settings.service_urls.get("idaas")
+        jwks_url = settings.jwks_url or (
+            f"{idaas_url.rstrip('/')}/.well-known/jwks.json" if idaas_url else None
+        )
         verifier = None
-        if settings.jwks_url:
+        if jwks_url:
             verifier = TokenVerifier(
-                RemoteJWKS(settings.jwks_url),
-                issuer=settings.issuer(),
-                audience=settings.jwt_audience,
+                RemoteJWKS(jwks_url), issuer=settings.issuer(), audience=settings.jwt_audience
             )
         self.authenticator = Authenticator(verifier)
+        if idaas_url and "idaas" not in self.by_name:
+            self.authenticator.add_strategy(RemoteApiKeys(idaas_url))
         self.relays: list[Relay] = []
         self.runners: dict[str, Runner] = {}
         self._tasks: list[asyncio.Task[None]] = []

@@ -74,8 +74,11 @@ class ApiKeyAuthenticator:
         return principal
 
     async def _lookup(self, key: str) -> Principal | None:
-        prefix, _, secret = key.rpartition("_")
-        if not prefix.startswith(PREFIX) or not secret:
+        if not key.startswith(PREFIX):
+            return None
+        key_id, _, secret = key.removeprefix(PREFIX).partition("_")  # the secret may hold "_"
+        prefix = f"{PREFIX}{key_id}"
+        if not key_id or not secret:
             return None
         now = utcnow()
         async with self.db.read() as session:
