@@ -31,6 +31,7 @@ PERMISSION = re.compile(r"^[a-z][a-z0-9_]*:[a-z][a-z0-9_-]*:[a-z][a-z0-9_-]*$")
 # name -> "module:attribute"; imported lazily so a process loads only what it runs.
 BUILTIN_SERVICES: dict[str, str] = {
     "idaas": "nexus.services.idaas:service",
+    "vas": "nexus.services.vas:service",
 }
 
 

@@ -1,0 +1,107 @@
+"""VAS: omnichannel messaging (SMS, WhatsApp, Telegram, Messenger, e-mail) with routing,
+failover, delivery tracking, inbound messages, opt-out and webhooks."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import APIRouter
+
+from nexus.kernel.runtime import Runtime
+from nexus.kernel.service import Consumer, JobHandler, Service
+from nexus.services.vas import dispatch, webhooks_out
+from nexus.services.vas.accounts import Accounts
+from nexus.services.vas.cli import cli
+from nexus.services.vas.models import Base
+from nexus.services.vas.router import Router
+from nexus.services.vas.routes import inbound as inbound_routes
+from nexus.services.vas.routes import messages as message_routes
+from nexus.services.vas.routes import providers as provider_routes
+from nexus.services.vas.routes import webhooks as webhook_routes
+from nexus.services.vas.settings import get_vas_settings
+from nexus.services.vas.state import Vas
+
+PERMISSIONS = {
+    "vas:message:send": "Send and cancel messages.",
+    "vas:message:read": "Read the message log and histories.",
+    "vas:provider:read": "See provider accounts and their health.",
+    "vas:provider:manage": "Add, change and remove provider accounts.",
+    "vas:webhook:manage": "Manage webhooks for message events and see their deliveries.",
+    "vas:consent:read": "See opt-out state.",
+    "vas:consent:manage": "Opt addresses out or back in.",
+}
+
+router = APIRouter()
+for module in (message_routes, provider_routes, inbound_routes, webhook_routes):
+    router.include_router(module.router)
+
+
+async def _start(runtime: Runtime) -> None:
+    settings = get_vas_settings()
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.send_timeout_s, connect=5),
+        limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+        headers={"user-agent": "Nexus-VAS/1"},
+    )
+    public = (
+        settings.public_url
+        or runtime.settings.public_url
+        or (f"http://{runtime.settings.host}:{runtime.settings.port}")
+    )
+    db = runtime.db("vas")
+    runtime.state["vas"] = Vas(
+        runtime=runtime,
+        db=db,
+        accounts=Accounts(db, runtime.settings.secret(), http, public),
+        router=Router(redis=runtime.redis),
+        http=http,
+        settings=settings,
+    )
+
+
+async def _stop(runtime: Runtime) -> None:
+    vas = runtime.state.pop("vas", None)
+    if vas is not None:
+        await vas.http.aclose()
+
+
+_settings = get_vas_settings()
+service = Service(
+    name="vas",
+    router=router,
+    metadata=Base.metadata,
+    migrations="nexus.services.vas.migrations",
+    permissions=PERMISSIONS,
+    jobs=[
+        JobHandler(
+            "vas.dispatch",
+            dispatch.dispatch,
+            transactional=False,
+            concurrency=_settings.dispatch_concurrency,
+            max_attempts=_settings.max_attempts + 2,
+            lease_s=max(30.0, _settings.send_timeout_s * 4),
+            backoff_base_s=0.5,
+            backoff_max_s=60,
+        ),
+        JobHandler(
+            "vas.status",
+            dispatch.apply_status,
+            concurrency=8,
+            max_attempts=8,
+            backoff_base_s=0.2,
+            backoff_max_s=5,
+        ),
+        JobHandler(
+            "vas.webhook",
+            webhooks_out.deliver,
+            transactional=False,
+            concurrency=16,
+            max_attempts=10,
+            backoff_base_s=1.0,
+            backoff_max_s=3600,
+        ),
+    ],
+    consumers=[Consumer("webhooks", ("nexus.vas.message.*",), webhooks_out.on_message_event)],
+    cli=cli,
+    on_startup=[_start],
+    on_shutdown=[_stop],
+)

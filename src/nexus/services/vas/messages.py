@@ -1,0 +1,181 @@
+"""Accepting messages: validate, normalize, check consent, store durably, queue.
+
+Nothing is stored for invalid input (the API answers 4xx). A message to an opted-out
+recipient, or on a channel the org has no provider for, is stored as `rejected` with
+the reason, so it shows in the log. Everything else is stored `queued` with a dispatch
+job in the same transaction, so a crash after the API answered loses nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nexus.kernel.db import utcnow
+from nexus.kernel.errors import Problem
+from nexus.kernel.events import enqueue
+from nexus.kernel.ids import new_id
+from nexus.services.vas import encoding, lifecycle
+from nexus.services.vas.addresses import CHANNELS, InvalidAddress, normalize
+from nexus.services.vas.models import Consent, Message
+from nexus.services.vas.settings import MAX_BODY
+from nexus.services.vas.state import Vas
+
+DISPATCH_QUEUE = "vas.dispatch"
+
+
+class InvalidMessage(Problem):
+    status = 422
+    slug = "invalid-message"
+
+
+@dataclass
+class SendRequest:
+    channel: str
+    to: str
+    body: str | None = None
+    sender: str | None = None
+    subject: str | None = None
+    template: dict[str, Any] | None = None
+    media: dict[str, Any] | None = None  # {url, type}
+    location: dict[str, float] | None = None
+    send_at: dt.datetime | None = None
+    ttl_s: int | None = None
+    region: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Prepared:
+    request: SendRequest
+    to: str
+    encoding: str | None
+    segments: int
+
+
+def prepare(request: SendRequest, default_region: str | None) -> Prepared:
+    """Validate and normalize; raises InvalidMessage (422) naming the field."""
+    if request.channel not in CHANNELS:
+        raise InvalidMessage(
+            f"Unknown channel {request.channel!r}; use one of {', '.join(CHANNELS)}.",
+            field="channel",
+        )
+    try:
+        to = normalize(request.channel, request.to, request.region or default_region)
+    except InvalidAddress as exc:
+        raise InvalidMessage(str(exc), field="to", code="invalid_to") from None
+    body = request.body
+    if body is not None and not body.strip():
+        body = None
+    if body is None and not (request.template or request.media or request.location):
+        raise InvalidMessage(
+            "The message is empty: give a body, a template, media or a location.", field="body"
+        )
+    limit = MAX_BODY[request.channel]
+    if body is not None and len(body) > limit:
+        raise InvalidMessage(
+            f"The body has {len(body)} characters; {request.channel} allows {limit}.", field="body"
+        )
+    if request.template and request.channel not in {"whatsapp", "messenger"}:
+        raise InvalidMessage(
+            "Provider templates exist on whatsapp and messenger only.", field="template"
+        )
+    if request.location and request.channel != "telegram":
+        raise InvalidMessage("Locations can be sent on telegram only.", field="location")
+    if request.ttl_s is not None and not 1 <= request.ttl_s <= 7 * 86_400:
+        raise InvalidMessage("ttl_s must be between 1 s and 7 days.", field="ttl_s")
+    enc, segments = None, 1
+    if request.channel == "sms" and body is not None:
+        info = encoding.analyze(body)
+        enc, segments = info.encoding, info.segments
+    request.body = body
+    return Prepared(request, to, enc, segments)
+
+
+async def _opted_out(session: AsyncSession, org_id: str, channel: str, address: str) -> bool:
+    return bool(
+        await session.scalar(
+            select(Consent.opted_out).where(
+                Consent.org_id == org_id, Consent.channel == channel, Consent.address == address
+            )
+        )
+    )
+
+
+async def by_idempotency_key(session: AsyncSession, org_id: str, key: str) -> Message | None:
+    return await session.scalar(
+        select(Message).where(Message.org_id == org_id, Message.idempotency_key == key)
+    )
+
+
+async def store(
+    vas: Vas,
+    session: AsyncSession,
+    org_id: str,
+    prepared: Prepared,
+    *,
+    idempotency_key: str | None = None,
+) -> Message:
+    """Store one prepared message (queued with its job, or rejected) in `session`."""
+    request = prepared.request
+    now = utcnow()
+    routes = await vas.accounts.routes(org_id, request.channel)
+    cost = None
+    if routes:
+        cost = min(r.candidate.cost_per_unit for r in routes) * prepared.segments
+    content: dict[str, Any] = {}
+    for key in ("template", "media", "location", "subject"):
+        value = getattr(request, key)
+        if value:
+            content[key] = value
+    message = Message(
+        id=new_id(),
+        org_id=org_id,
+        channel=request.channel,
+        to=prepared.to,
+        sender=request.sender,
+        body=request.body,
+        content=content,
+        status="accepted",
+        encoding=prepared.encoding,
+        segments=prepared.segments,
+        estimated_cost=Decimal(cost) if cost is not None else None,
+        currency=routes[0].account.currency if routes else None,
+        send_at=request.send_at,
+        expires_at=now + dt.timedelta(seconds=request.ttl_s) if request.ttl_s else None,
+        idempotency_key=idempotency_key,
+        metadata_=request.metadata,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(message)
+    lifecycle.record(session, message, "accepted", at=now)
+    if await _opted_out(session, org_id, request.channel, prepared.to):
+        message.error_code = "opted_out"
+        lifecycle.move(
+            session, message, "rejected", reason="The recipient opted out of this channel."
+        )
+    elif not routes:
+        message.error_code = "no_provider"
+        lifecycle.move(
+            session,
+            message,
+            "rejected",
+            reason=f"No enabled provider for {request.channel} in this org.",
+        )
+    else:
+        lifecycle.move(session, message, "queued", at=now)
+        enqueue(
+            session,
+            DISPATCH_QUEUE,
+            {"message_id": message.id},
+            org_id=org_id,
+            run_at=request.send_at if request.send_at and request.send_at > now else None,
+            job_id=message.id,
+        )
+    return message

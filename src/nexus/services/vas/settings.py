@@ -1,0 +1,33 @@
+"""VAS settings (`NEXUS_VAS_*`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class VasSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NEXUS_VAS_", extra="ignore")
+
+    public_url: str | None = Field(
+        None, description="Base URL providers reach us at (callbacks); default: NEXUS_PUBLIC_URL."
+    )
+    default_region: str | None = Field(None, pattern=r"^[A-Z]{2}$")
+    send_timeout_s: float = Field(10.0, gt=0, le=120)
+    max_attempts: int = Field(8, ge=1, le=50)
+    dispatch_concurrency: int = Field(64, ge=1, le=1000)
+    max_bulk: int = Field(1000, ge=1, le=10_000)
+    stop_keywords: list[str] = Field(
+        default_factory=lambda: ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "ARRET"]
+    )
+    start_keywords: list[str] = Field(default_factory=lambda: ["START", "UNSTOP", "YES"])
+
+
+MAX_BODY = {"sms": 1600, "whatsapp": 4096, "telegram": 4096, "messenger": 2000, "email": 100_000}
+
+
+@lru_cache(maxsize=1)
+def get_vas_settings() -> VasSettings:
+    return VasSettings()
