@@ -12,7 +12,7 @@ from nexus.services.vas import dispatch, webhooks_out
 from nexus.services.vas.accounts import Accounts
 from nexus.services.vas.cli import cli
 from nexus.services.vas.models import Base
-from nexus.services.vas.router import Router
+from nexus.services.vas.router import CircuitConfig, Router
 from nexus.services.vas.routes import inbound as inbound_routes
 from nexus.services.vas.routes import messages as message_routes
 from nexus.services.vas.routes import providers as provider_routes

@@ -22,9 +22,12 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
 @dataclass
 class ProviderStats:
-    """What one process has seen of one provider recently."""
+    """What one process has seen of one provider recently (the last `window_s` seconds,
+    at most 50 outcomes): old failures fade, so a provider that recovered gets traffic
+    again even when nothing was sent to it meanwhile."""
 
-    window: deque[bool] = field(default_factory=lambda: deque(maxlen=50))
+    window: deque[tuple[float, bool]] = field(default_factory=lambda: deque(maxlen=50))
+    window_s: float = 30.0
     latency_ms: float | None = None  # EWMA
     healthy: bool = True
     state: str = CLOSED
@@ -33,8 +36,13 @@ class ProviderStats:
     probe_in_flight: bool = False
     last_used: float = 0.0
 
+    def recent(self) -> list[bool]:
+        cutoff = time.monotonic() - self.window_s
+        return [ok for at, ok in self.window if at >= cutoff]
+
     def success_rate(self) -> float:
-        return sum(self.window) / len(self.window) if self.window else 1.0
+        recent = self.recent()
+        return sum(recent) / len(recent) if recent else 1.0
 
 
 @dataclass(frozen=True)
@@ -54,23 +62,30 @@ class Choice:
     explanation: list[dict[str, Any]]
 
 
+@dataclass
 class CircuitConfig:
-    failure_streak = 5  # consecutive retryable failures that open the circuit
-    failure_rate = 0.5  # or this failure rate over at least `min_samples`
-    min_samples = 20
-    cooldown_s = 10.0
+    failure_streak: int = 5  # consecutive retryable failures that open the circuit
+    failure_rate: float = 0.5  # or this failure rate over at least `min_samples`
+    min_samples: int = 20
+    cooldown_s: float = 10.0
 
 
 class Router:
-    def __init__(self, *, redis: Any = None, circuit: CircuitConfig | None = None) -> None:
+    def __init__(
+        self, *, redis: Any = None, circuit: CircuitConfig | None = None, window_s: float = 30.0
+    ) -> None:
         self.stats: dict[str, ProviderStats] = {}
+        self.window_s = window_s
         self.circuit = circuit or CircuitConfig()
         self.redis = redis
         self._local_buckets: dict[str, tuple[float, float]] = {}  # id -> (tokens, updated)
         self._lock = asyncio.Lock()
 
     def stats_of(self, provider_id: str) -> ProviderStats:
-        return self.stats.setdefault(provider_id, ProviderStats())
+        stats = self.stats.get(provider_id)
+        if stats is None:
+            stats = self.stats[provider_id] = ProviderStats(window_s=self.window_s)
+        return stats
 
     # -- choosing ---------------------------------------------------------------------
     def score(self, candidate: Candidate) -> float:
@@ -136,7 +151,7 @@ class Router:
 
     def succeeded(self, provider_id: str, latency_ms: float) -> None:
         s = self.stats_of(provider_id)
-        s.window.append(True)
+        s.window.append((time.monotonic(), True))
         s.latency_ms = latency_ms if s.latency_ms is None else 0.8 * s.latency_ms + 0.2 * latency_ms
         s.failures_in_row = 0
         s.state, s.probe_in_flight = CLOSED, False
@@ -144,14 +159,14 @@ class Router:
     def failed(self, provider_id: str, latency_ms: float | None = None) -> None:
         """A retryable failure (error, timeout): counts toward opening the circuit."""
         s = self.stats_of(provider_id)
-        s.window.append(False)
+        s.window.append((time.monotonic(), False))
         if latency_ms is not None:
             s.latency_ms = (
                 latency_ms if s.latency_ms is None else 0.8 * s.latency_ms + 0.2 * latency_ms
             )
         s.failures_in_row += 1
         too_many = s.failures_in_row >= self.circuit.failure_streak or (
-            len(s.window) >= self.circuit.min_samples
+            len(s.recent()) >= self.circuit.min_samples
             and 1 - s.success_rate() >= self.circuit.failure_rate
         )
         if s.state == HALF_OPEN or too_many:

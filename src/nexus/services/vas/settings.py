@@ -19,6 +19,8 @@ class VasSettings(BaseSettings):
     max_attempts: int = Field(8, ge=1, le=50)
     dispatch_concurrency: int = Field(64, ge=1, le=1000)
     max_bulk: int = Field(1000, ge=1, le=10_000)
+    circuit_failure_streak: int = Field(5, ge=1)
+    circuit_cooldown_s: float = Field(10.0, gt=0)
     stop_keywords: list[str] = Field(
         default_factory=lambda: ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "ARRET"]
     )
