@@ -52,3 +52,13 @@ def test_every_builtin_service_descriptor_is_valid() -> None:
         if service.metadata is not None:
             for table in service.metadata.tables:
                 assert table.startswith(f"{service.name}_"), f"{table} must be prefixed"
+
+
+def test_openapi_of_all_services_builds() -> None:
+    from nexus.kernel.config import Settings
+    from nexus.kernel.http import create_app
+
+    app = create_app(Settings(), load_services(list(available_services())))
+    spec = app.openapi()
+    assert "/api/v1/messages/send" in spec["paths"]
+    assert "/api/v1/auth/login" in spec["paths"]

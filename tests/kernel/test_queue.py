@@ -26,7 +26,7 @@ async def _runs(runtime, job_id: str, phase: str = "completed") -> list[JobRun]:
 
 async def _enqueue(runtime, payload: dict, **kwargs) -> str:  # type: ignore[no-untyped-def]
     async with runtime.db("notes").transaction() as session:
-        return enqueue(session, "notes.work", payload, org_id="org-1", **kwargs)
+        return await enqueue(session, "notes.work", payload, org_id="org-1", **kwargs)
 
 
 async def test_job_runs_once(make_runtime: RuntimeFactory) -> None:
@@ -81,7 +81,7 @@ async def test_job_failing_every_attempt_is_dead_lettered(make_runtime: RuntimeF
     original = runner._on_outcome
     runner._on_outcome = lambda name, outcome: (outcomes.append(outcome), original(name, outcome))  # type: ignore[assignment]
     async with runtime.db("flaky").transaction() as session:
-        enqueue(session, "flaky.send", {"to": "+15550000000"})
+        await enqueue(session, "flaky.send", {"to": "+15550000000"})
 
     async def dead() -> bool:
         return "dead" in outcomes
@@ -140,4 +140,4 @@ async def test_queue_names_are_validated(make_runtime: RuntimeFactory, queue: st
     runtime = await make_runtime([notes], workers=False)
     async with runtime.db("notes").transaction() as session:
         with pytest.raises(ValueError, match="queue name"):
-            enqueue(session, queue, {})
+            await enqueue(session, queue, {})

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nexus.kernel.db import utcnow
+from nexus.kernel.db import insert_ignore, utcnow
 from nexus.kernel.ids import new_id
 from nexus.kernel.models import JobRow, OutboxRow
 
@@ -87,7 +87,7 @@ def job_id_for(*parts: str) -> str:
     return str(uuid.uuid5(_NS, "\x1f".join(parts)))
 
 
-def enqueue(
+async def enqueue(
     session: AsyncSession,
     queue: str,
     payload: dict[str, Any],
@@ -99,25 +99,42 @@ def enqueue(
 ) -> str:
     """Enqueue a job in the caller's transaction; returns its id.
 
-    Where the SQL work queue lives in this session's database the job row is written
-    directly; otherwise it goes through the outbox and the relay forwards it.
+    A job whose id is already waiting (a deterministic `job_id`, see `job_id_for`) is
+    not enqueued twice. Where the SQL work queue lives in this session's database the
+    job row is written directly; otherwise it goes through the outbox and the relay
+    forwards it.
     """
     if not QUEUE_NAME.match(queue):
         raise ValueError(f"queue name {queue!r} is not <service>.<name>")
     job_id = job_id or new_id()
     when = run_at or (utcnow() + dt.timedelta(seconds=delay_s) if delay_s else utcnow())
     if session.sync_session.info.get("direct_jobs"):
-        session.add(JobRow(id=job_id, queue=queue, org_id=org_id, payload=payload, run_at=when))
+        row: dict[str, Any] = {
+            "id": job_id,
+            "queue": queue,
+            "org_id": org_id,
+            "payload": payload,
+            "run_at": when,
+            "status": "ready",
+            "attempts": 0,
+            "created_at": utcnow(),
+        }
+        await insert_ignore(session, JobRow, [row])
     else:
-        session.add(
-            OutboxRow(
-                kind="job",
-                id=job_id,
-                type=queue,
-                source=service_of(queue),
-                org_id=org_id,
-                data=payload,
-                run_at=when,
-            )
+        await insert_ignore(
+            session,
+            OutboxRow,
+            [
+                {
+                    "kind": "job",
+                    "id": job_id,
+                    "type": queue,
+                    "source": service_of(queue),
+                    "org_id": org_id,
+                    "data": payload,
+                    "run_at": when,
+                    "time": utcnow(),
+                }
+            ],
         )
     return job_id

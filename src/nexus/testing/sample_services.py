@@ -101,7 +101,7 @@ async def enqueue_work(
 ) -> dict[str, str]:
     db = request.app.state.runtime.db("notes")
     async with db.transaction() as session:
-        job_id = enqueue(session, "notes.work", body.model_dump(), org_id=principal.org_id)
+        job_id = await enqueue(session, "notes.work", body.model_dump(), org_id=principal.org_id)
     return {"job_id": job_id}
 
 

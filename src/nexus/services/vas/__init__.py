@@ -52,7 +52,13 @@ async def _start(runtime: Runtime) -> None:
         runtime=runtime,
         db=db,
         accounts=Accounts(db, runtime.settings.secret(), http, public),
-        router=Router(redis=runtime.redis),
+        router=Router(
+            redis=runtime.redis,
+            circuit=CircuitConfig(
+                failure_streak=settings.circuit_failure_streak,
+                cooldown_s=settings.circuit_cooldown_s,
+            ),
+        ),
         http=http,
         settings=settings,
     )

@@ -267,12 +267,12 @@ async def _enqueue_status(
     message_id: str | None = None,
 ) -> None:
     async with vas.db.transaction() as session:
-        enqueue_status(
+        await enqueue_status(
             session, org_id, provider_type, update_, delay_s=delay_s, message_id=message_id
         )
 
 
-def enqueue_status(
+async def enqueue_status(
     session: Any,
     org_id: str,
     provider_type: str,
@@ -299,7 +299,7 @@ def enqueue_status(
         update_.status,
         update_.error_code or "",
     )
-    enqueue(session, STATUS_QUEUE, payload, org_id=org_id, delay_s=delay_s, job_id=key)
+    await enqueue(session, STATUS_QUEUE, payload, org_id=org_id, delay_s=delay_s, job_id=key)
 
 
 async def apply_status(job: Job, ctx: HandlerContext) -> None:

@@ -170,7 +170,7 @@ async def store(
         )
     else:
         lifecycle.move(session, message, "queued", at=now)
-        enqueue(
+        await enqueue(
             session,
             DISPATCH_QUEUE,
             {"message_id": message.id},

@@ -59,7 +59,7 @@ async def on_message_event(event: Event, ctx: HandlerContext) -> None:
     for hook in hooks:
         if hook.events and event.type not in hook.events:
             continue
-        enqueue(
+        await enqueue(
             ctx.session,
             QUEUE,
             {"webhook_id": hook.id, "event": event.model_dump(mode="json")},

@@ -69,7 +69,7 @@ async def _handle(
     async with vas.db.transaction() as session:
         for item in items:
             if isinstance(item, StatusUpdate):
-                dispatch.enqueue_status(session, account.org_id, account.type, item)
+                await dispatch.enqueue_status(session, account.org_id, account.type, item)
             elif isinstance(item, InboundMessage):
                 await inbound.receive(session, account, item, vas.settings)
     if account.type == "twilio":

@@ -296,6 +296,7 @@ def _channel_routes(channel: str, extra: dict[str, type[ChannelSendIn]]) -> None
             ) -> MessageOut:
                 return await _send_one(vas, principal, _request(body, channel), key, response)
 
+            send_special.__annotations__["body"] = model  # a real class, not a string
             return send_special
 
         router.add_api_route(
