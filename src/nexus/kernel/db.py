@@ -29,7 +29,7 @@ from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with
 from nexus.kernel.ids import new_id
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
-AfterCommit = Callable[[], Awaitable[None] | None]
+AfterCommit = Callable[[dict[str, Any]], Awaitable[None] | None]
 
 
 def utcnow() -> dt.datetime:
@@ -149,7 +149,8 @@ class Database:
         self.direct_jobs = False
 
     def on_commit(self, callback: AfterCommit) -> None:
-        """Call `callback` after every committed `transaction()` (e.g. wake the relay)."""
+        """Call `callback(session.info)` after every committed `transaction()` (the runtime
+        wakes the relay, and the workers of the queues the transaction wrote to)."""
         self._after_commit.append(callback)
 
     @asynccontextmanager
@@ -167,7 +168,8 @@ class Database:
             self._lock_owner = me
         try:
             async with self._sessions() as session:
-                session.info["direct_jobs"] = self.direct_jobs
+                info = session.info
+                info["direct_jobs"] = self.direct_jobs
                 if org_id is not None:
                     scope_to_org(session, org_id)
                 async with session.begin():
@@ -177,7 +179,7 @@ class Database:
                 self._lock_owner = None
                 lock.release()
         for callback in self._after_commit:
-            result = callback()
+            result = callback(info)
             if result is not None:
                 await result
 

@@ -120,6 +120,7 @@ async def enqueue(
             "created_at": utcnow(),
         }
         await insert_ignore(session, JobRow, [row])
+        session.info.setdefault("touched_queues", set()).add(queue)
     else:
         await insert_ignore(
             session,

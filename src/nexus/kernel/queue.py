@@ -144,7 +144,7 @@ class Runner:
                 continue
             if not deliveries:
                 if not self.source.long_poll:
-                    await self._sleep(self.spec.idle_wait_s)
+                    await self._sleep(await self._idle_for())
                 continue
             if self.tx_handler:
                 size = self.spec.batch
@@ -164,6 +164,18 @@ class Runner:
                 await asyncio.gather(*pending, return_exceptions=True)
 
     # -- internals ----------------------------------------------------------------------
+    async def _idle_for(self) -> float:
+        """Sleep until woken, the next delayed job is due, or `idle_wait_s` (which also
+        picks up jobs enqueued by other processes and expired leases)."""
+        next_due = getattr(self.source, "next_due_in", None)
+        if next_due is None:
+            return self.spec.idle_wait_s
+        try:
+            due = await next_due()
+        except Exception:
+            return self.spec.idle_wait_s
+        return self.spec.idle_wait_s if due is None else min(self.spec.idle_wait_s, due + 0.005)
+
     def _free_slots(self) -> int:
         return max(self.spec.concurrency - len(self._inflight), 0)
 

@@ -67,6 +67,18 @@ class SqlJobSource:
     def _mine(self, delivery: Delivery) -> Any:
         return and_(JobRow.id == delivery.id, JobRow.lease_token == delivery.handle)
 
+    async def next_due_in(self) -> float | None:
+        """Seconds until the earliest waiting job is due (None: no job waits)."""
+        async with self.db.read() as session:
+            run_at = await session.scalar(
+                select(func.min(JobRow.run_at)).where(
+                    JobRow.queue == self.queue, JobRow.status == "ready"
+                )
+            )
+        if run_at is None:
+            return None
+        return max(0.0, (run_at - utcnow()).total_seconds())
+
     async def ack_in(self, session: AsyncSession, delivery: Delivery) -> bool:
         result = await session.execute(
             delete(JobRow).where(self._mine(delivery)).execution_options(synchronize_session=False)

@@ -188,7 +188,8 @@ class Runtime:
         for db in self.service_databases():
             relay = Relay(db, sink)
             db.direct_jobs = self.nats is None
-            db.on_commit(relay.wake)
+            db.on_commit(lambda info, relay=relay: relay.wake())
+            db.on_commit(lambda info: self.wake_queues(info.get("touched_queues", set())))
             self.relays.append(relay)
             self._tasks.append(asyncio.create_task(relay.run(), name=f"relay:{db.url}"))
         for service in self.services:

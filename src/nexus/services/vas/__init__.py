@@ -84,7 +84,7 @@ service = Service(
             transactional=False,
             concurrency=_settings.dispatch_concurrency,
             max_attempts=_settings.max_attempts + 2,
-            lease_s=max(30.0, _settings.send_timeout_s * 4),
+            lease_s=max(_settings.dispatch_lease_s, _settings.send_timeout_s * 2),
             backoff_base_s=0.5,
             backoff_max_s=60,
         ),

@@ -155,6 +155,10 @@ async def dispatch(job: Job, ctx: HandlerContext) -> None:
                 "provider_message_id": result.provider_message_id,
             }
         )
+        report = None
+        make_report = getattr(route.adapter, "delivery_report", None)
+        if make_report is not None:  # the sandbox 'delivers' through the status path
+            report = make_report(outbound(message, route.account.sender), result)
         await _record_sent_or_failed(
             vas,
             message_id,
@@ -162,13 +166,8 @@ async def dispatch(job: Job, ctx: HandlerContext) -> None:
             attempts,
             started_sending,
             sent=(candidate.id, route.account.type, result),
+            report=report,
         )
-        report = getattr(route.adapter, "delivery_report", None)
-        if report is not None:  # the sandbox 'delivers' through the status path
-            delay, status = report(outbound(message, route.account.sender), result)
-            await _enqueue_status(
-                vas, message.org_id, route.account.type, status, delay, message_id
-            )
         return
 
     reason = "Every provider failed or was busy; retrying."
@@ -225,6 +224,7 @@ async def _record_sent_or_failed(
     *,
     sent: tuple[str, str, Any] | None = None,
     failed: tuple[str | None, str, str] | None = None,
+    report: tuple[float, StatusUpdate] | None = None,
 ) -> None:
     async with vas.db.transaction() as session:
         message = await session.get(Message, message_id)
@@ -251,25 +251,21 @@ async def _record_sent_or_failed(
             if result.segments:
                 message.segments = result.segments
             lifecycle.move(session, message, "sent", provider_id=provider_id)
+            if report is not None:  # in the same transaction: a crash cannot lose it
+                delay, update_ = report
+                await enqueue_status(
+                    session,
+                    message.org_id,
+                    provider_type,
+                    update_,
+                    delay_s=delay,
+                    message_id=message.id,
+                )
         elif failed:
             code, text, provider_id = failed
             message.provider_id = provider_id
             message.error_code, message.error_reason = code, text
             lifecycle.move(session, message, "failed", provider_id=provider_id, reason=text)
-
-
-async def _enqueue_status(
-    vas: Vas,
-    org_id: str,
-    provider_type: str,
-    update_: StatusUpdate,
-    delay_s: float = 0,
-    message_id: str | None = None,
-) -> None:
-    async with vas.db.transaction() as session:
-        await enqueue_status(
-            session, org_id, provider_type, update_, delay_s=delay_s, message_id=message_id
-        )
 
 
 async def enqueue_status(

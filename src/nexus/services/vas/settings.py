@@ -18,6 +18,9 @@ class VasSettings(BaseSettings):
     send_timeout_s: float = Field(10.0, gt=0, le=120)
     max_attempts: int = Field(8, ge=1, le=50)
     dispatch_concurrency: int = Field(64, ge=1, le=1000)
+    dispatch_lease_s: float = Field(
+        30.0, gt=0, description="How long a worker owns a message before another may take it over."
+    )
     max_bulk: int = Field(1000, ge=1, le=10_000)
     circuit_failure_streak: int = Field(5, ge=1)
     circuit_cooldown_s: float = Field(10.0, gt=0)
