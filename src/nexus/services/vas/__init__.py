@@ -6,10 +6,11 @@ from __future__ import annotations
 import httpx
 from fastapi import APIRouter
 
+from nexus.kernel.events import Event
 from nexus.kernel.runtime import Runtime
-from nexus.kernel.service import Consumer, JobHandler, Service
+from nexus.kernel.service import Consumer, HandlerContext, JobHandler, Service
 from nexus.services.vas import dispatch, webhooks_out
-from nexus.services.vas.accounts import Accounts
+from nexus.services.vas.accounts import Accounts, add_sandbox_providers
 from nexus.services.vas.cli import cli
 from nexus.services.vas.models import Base
 from nexus.services.vas.router import CircuitConfig, Router
@@ -64,6 +65,15 @@ async def _start(runtime: Runtime) -> None:
     )
 
 
+async def _on_org_created(event: Event, ctx: HandlerContext) -> None:
+    if not get_vas_settings().sandbox_for_new_orgs or ctx.session is None or not event.org_id:
+        return
+    await add_sandbox_providers(ctx.session, ctx.runtime.settings.secret(), event.org_id)
+    vas = ctx.runtime.state.get("vas")
+    if vas is not None:
+        vas.accounts.forget(event.org_id)
+
+
 async def _stop(runtime: Runtime) -> None:
     vas = runtime.state.pop("vas", None)
     if vas is not None:
@@ -106,7 +116,10 @@ service = Service(
             backoff_max_s=3600,
         ),
     ],
-    consumers=[Consumer("webhooks", ("nexus.vas.message.*",), webhooks_out.on_message_event)],
+    consumers=[
+        Consumer("webhooks", ("nexus.vas.message.*",), webhooks_out.on_message_event),
+        Consumer("sandbox_for_new_orgs", ("nexus.idaas.org.created",), _on_org_created),
+    ],
     cli=cli,
     on_startup=[_start],
     on_shutdown=[_stop],

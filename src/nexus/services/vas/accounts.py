@@ -133,3 +133,37 @@ class Accounts:
     async def by_id(self, provider_id: str) -> ProviderAccount | None:
         async with self.db.read() as session:
             return await session.get(ProviderAccount, provider_id)
+
+
+async def add_sandbox_providers(session: object, secret: str, org_id: str) -> int:
+    """A sandbox provider on every channel for an org that has none (its first messages
+    work out of the box; operators add real providers next to them or instead)."""
+    import secrets as _secrets
+
+    from nexus.services.vas.addresses import CHANNELS
+
+    existing = set(
+        (
+            await session.scalars(  # type: ignore[attr-defined]
+                select(ProviderAccount.channel).where(ProviderAccount.org_id == org_id)
+            )
+        ).all()
+    )
+    added = 0
+    for channel in CHANNELS:
+        if channel in existing:
+            continue
+        session.add(
+            ProviderAccount(  # type: ignore[attr-defined]
+                org_id=org_id,
+                type="sandbox",
+                channel=channel,
+                name=f"Sandbox ({channel})",
+                credentials_sealed=seal_credentials(secret, {}),
+                priority=1000,
+                webhook_token=_secrets.token_urlsafe(24),
+                options={"delivery_delay_ms": 300},
+            )
+        )
+        added += 1
+    return added

@@ -22,6 +22,10 @@ class VasSettings(BaseSettings):
         30.0, gt=0, description="How long a worker owns a message before another may take it over."
     )
     max_bulk: int = Field(1000, ge=1, le=10_000)
+    sandbox_for_new_orgs: bool = Field(
+        True,
+        description="Give every new org a sandbox provider on each channel (embedded default).",
+    )
     circuit_failure_streak: int = Field(5, ge=1)
     circuit_cooldown_s: float = Field(10.0, gt=0)
     stop_keywords: list[str] = Field(
