@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -10,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.kernel.auth import Principal
 from nexus.kernel.config import Settings
-from nexus.kernel.db import Database
+from nexus.kernel.db import Database, scope_to_org
 from nexus.kernel.errors import Forbidden, NotFound
 from nexus.kernel.runtime import Runtime
 from nexus.services.idaas.audit import Origin
@@ -63,3 +65,15 @@ async def acting_org(request: Request, session: AsyncSession, principal: Princip
     if not principal.can("idaas:org:manage"):
         raise Forbidden("Acting in a child org needs the permission idaas:org:manage.")
     return wanted
+
+
+@asynccontextmanager
+async def in_org(
+    idaas: Idaas, request: Request, principal: Principal, *, write: bool = True
+) -> AsyncIterator[tuple[AsyncSession, str]]:
+    """A unit of work (or a read) scoped to the org the request acts in."""
+    unit = idaas.db.transaction() if write else idaas.db.read()
+    async with unit as session:
+        org_id = await acting_org(request, session, principal)
+        scope_to_org(session, org_id)
+        yield session, org_id

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from nexus.kernel.auth import Principal, require
 from nexus.kernel.pagination import Page, page_of, paginate
-from nexus.services.idaas.deps import Idaas, acting_org, get_idaas
+from nexus.services.idaas.deps import Idaas, get_idaas, in_org
 from nexus.services.idaas.models import AuditEvent
 from nexus.services.idaas.schemas import AuditOut
 
@@ -32,8 +32,7 @@ async def list_events(
     principal: Principal = require("idaas:audit:review"),
     idaas: Idaas = Depends(get_idaas),
 ) -> Page[AuditOut]:
-    async with idaas.db.read() as session:
-        org_id = await acting_org(request, session, principal)
+    async with in_org(idaas, request, principal, write=False) as (session, org_id):
         stmt = select(AuditEvent).where(AuditEvent.org_id == org_id)
         if actor_id:
             stmt = stmt.where(AuditEvent.actor_id == actor_id)

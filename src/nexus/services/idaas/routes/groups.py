@@ -11,7 +11,7 @@ from nexus.kernel.auth import Principal, require
 from nexus.kernel.db import insert_ignore
 from nexus.kernel.errors import Conflict, NotFound
 from nexus.services.idaas import audit
-from nexus.services.idaas.deps import Idaas, acting_org, get_idaas, origin
+from nexus.services.idaas.deps import Idaas, get_idaas, in_org, origin
 from nexus.services.idaas.models import Group, GroupMember, RoleBinding, User
 from nexus.services.idaas.schemas import GroupIn, GroupOut, MembersIn, UserOut
 
@@ -31,8 +31,7 @@ async def list_groups(
     principal: Principal = require("idaas:group:read"),
     idaas: Idaas = Depends(get_idaas),
 ) -> list[Group]:
-    async with idaas.db.read() as session:
-        session.info["org_id"] = await acting_org(request, session, principal)
+    async with in_org(idaas, request, principal, write=False) as (session, _org_id):
         return list((await session.scalars(select(Group).order_by(Group.name))).all())
 
 
@@ -44,9 +43,7 @@ async def create_group(
     idaas: Idaas = Depends(get_idaas),
 ) -> Group:
     try:
-        async with idaas.db.transaction() as session:
-            org_id = await acting_org(request, session, principal)
-            session.info["org_id"] = org_id
+        async with in_org(idaas, request, principal) as (session, org_id):
             group = Group(org_id=org_id, name=body.name, description=body.description)
             session.add(group)
             await session.flush()
@@ -71,8 +68,7 @@ async def get_group(
     principal: Principal = require("idaas:group:read"),
     idaas: Idaas = Depends(get_idaas),
 ) -> Group:
-    async with idaas.db.read() as session:
-        session.info["org_id"] = await acting_org(request, session, principal)
+    async with in_org(idaas, request, principal, write=False) as (session, _org_id):
         return await _get(session, group_id)
 
 
@@ -83,9 +79,7 @@ async def delete_group(
     principal: Principal = require("idaas:group:manage"),
     idaas: Idaas = Depends(get_idaas),
 ) -> None:
-    async with idaas.db.transaction() as session:
-        org_id = await acting_org(request, session, principal)
-        session.info["org_id"] = org_id
+    async with in_org(idaas, request, principal) as (session, org_id):
         group = await _get(session, group_id)
         await session.execute(delete(GroupMember).where(GroupMember.group_id == group.id))
         await session.execute(
@@ -112,8 +106,7 @@ async def list_members(
     principal: Principal = require("idaas:group:read"),
     idaas: Idaas = Depends(get_idaas),
 ) -> list[User]:
-    async with idaas.db.read() as session:
-        session.info["org_id"] = await acting_org(request, session, principal)
+    async with in_org(idaas, request, principal, write=False) as (session, _org_id):
         await _get(session, group_id)
         return list(
             (
@@ -135,9 +128,7 @@ async def add_members(
     principal: Principal = require("idaas:group:manage"),
     idaas: Idaas = Depends(get_idaas),
 ) -> None:
-    async with idaas.db.transaction() as session:
-        org_id = await acting_org(request, session, principal)
-        session.info["org_id"] = org_id
+    async with in_org(idaas, request, principal) as (session, org_id):
         await _get(session, group_id)
         found = set(
             (await session.scalars(select(User.id).where(User.id.in_(body.user_ids)))).all()
@@ -170,9 +161,7 @@ async def remove_member(
     principal: Principal = require("idaas:group:manage"),
     idaas: Idaas = Depends(get_idaas),
 ) -> None:
-    async with idaas.db.transaction() as session:
-        org_id = await acting_org(request, session, principal)
-        session.info["org_id"] = org_id
+    async with in_org(idaas, request, principal) as (session, org_id):
         await _get(session, group_id)
         result = await session.execute(
             delete(GroupMember).where(

@@ -13,7 +13,7 @@ from nexus.kernel.auth import Principal, current_principal, require
 from nexus.kernel.errors import Conflict, Forbidden, NotFound, Problem
 from nexus.kernel.policy import Grant, authorize, decide
 from nexus.services.idaas import audit
-from nexus.services.idaas.deps import Idaas, acting_org, get_idaas, origin
+from nexus.services.idaas.deps import Idaas, get_idaas, in_org, origin
 from nexus.services.idaas.models import Group, Role, RoleBinding, User
 from nexus.services.idaas.roles import grants_for
 from nexus.services.idaas.schemas import (
@@ -42,8 +42,7 @@ async def list_roles(
     principal: Principal = require("idaas:role:read"),
     idaas: Idaas = Depends(get_idaas),
 ) -> list[Role]:
-    async with idaas.db.read() as session:
-        session.info["org_id"] = await acting_org(request, session, principal)
+    async with in_org(idaas, request, principal, write=False) as (session, _org_id):
         return list(
             (await session.scalars(select(Role).order_by(Role.builtin.desc(), Role.name))).all()
         )
@@ -57,9 +56,7 @@ async def create_role(
     idaas: Idaas = Depends(get_idaas),
 ) -> Role:
     try:
-        async with idaas.db.transaction() as session:
-            org_id = await acting_org(request, session, principal)
-            session.info["org_id"] = org_id
+        async with in_org(idaas, request, principal) as (session, org_id):
             role = Role(
                 org_id=org_id,
                 name=body.name,
@@ -90,8 +87,7 @@ async def get_role(
     principal: Principal = require("idaas:role:read"),
     idaas: Idaas = Depends(get_idaas),
 ) -> Role:
-    async with idaas.db.read() as session:
-        session.info["org_id"] = await acting_org(request, session, principal)
+    async with in_org(idaas, request, principal, write=False) as (session, _org_id):
         return await _role(session, role_id)
 
 
@@ -103,9 +99,7 @@ async def update_role(
     principal: Principal = require("idaas:role:manage"),
     idaas: Idaas = Depends(get_idaas),
 ) -> Role:
-    async with idaas.db.transaction() as session:
-        org_id = await acting_org(request, session, principal)
-        session.info["org_id"] = org_id
+    async with in_org(idaas, request, principal) as (session, org_id):
         role = await _role(session, role_id)
         if role.builtin:
             raise Conflict("Built-in roles cannot be changed; create a custom role.")
@@ -131,9 +125,7 @@ async def delete_role(
     principal: Principal = require("idaas:role:manage"),
     idaas: Idaas = Depends(get_idaas),
 ) -> None:
-    async with idaas.db.transaction() as session:
-        org_id = await acting_org(request, session, principal)
-        session.info["org_id"] = org_id
+    async with in_org(idaas, request, principal) as (session, org_id):
         role = await _role(session, role_id)
         if role.builtin:
             raise Conflict("Built-in roles cannot be deleted.")
@@ -158,8 +150,7 @@ async def list_bindings(
     principal: Principal = require("idaas:role:read"),
     idaas: Idaas = Depends(get_idaas),
 ) -> list[RoleBinding]:
-    async with idaas.db.read() as session:
-        session.info["org_id"] = await acting_org(request, session, principal)
+    async with in_org(idaas, request, principal, write=False) as (session, _org_id):
         stmt = select(RoleBinding).order_by(RoleBinding.id)
         if user_id:
             stmt = stmt.where(RoleBinding.subject_type == "user", RoleBinding.subject_id == user_id)
@@ -186,9 +177,7 @@ async def create_binding(
         raise Problem(
             "Give exactly one of user_id and group_id.", status=422, slug="validation-error"
         )
-    async with idaas.db.transaction() as session:
-        org_id = await acting_org(request, session, principal)
-        session.info["org_id"] = org_id
+    async with in_org(idaas, request, principal) as (session, org_id):
         role = await _role(session, body.role)
         if role.name == "owner" and "owner" not in principal.roles:
             raise Forbidden("Only an owner can grant the owner role.")
@@ -231,9 +220,7 @@ async def delete_binding(
     principal: Principal = require("idaas:role:manage"),
     idaas: Idaas = Depends(get_idaas),
 ) -> None:
-    async with idaas.db.transaction() as session:
-        org_id = await acting_org(request, session, principal)
-        session.info["org_id"] = org_id
+    async with in_org(idaas, request, principal) as (session, org_id):
         binding = await session.get(RoleBinding, binding_id)
         if binding is None:
             raise NotFound(f"No role binding {binding_id}.")

@@ -14,7 +14,7 @@ from nexus.kernel.errors import Conflict, NotFound, Problem
 from nexus.kernel.events import emit
 from nexus.kernel.pagination import Page, page_of, paginate
 from nexus.services.idaas import audit
-from nexus.services.idaas.deps import Idaas, acting_org, get_idaas, origin
+from nexus.services.idaas.deps import Idaas, get_idaas, in_org, origin
 from nexus.services.idaas.models import Role, RoleBinding, Session, User
 from nexus.services.idaas.passwords import check_policy, hash_password
 from nexus.services.idaas.schemas import (
@@ -170,8 +170,7 @@ async def list_users(
     principal: Principal = require("idaas:user:read"),
     idaas: Idaas = Depends(get_idaas),
 ) -> Page[UserOut]:
-    async with idaas.db.read() as session:
-        org_id = await acting_org(request, session, principal)
+    async with in_org(idaas, request, principal, write=False) as (session, org_id):
         stmt = select(User).where(User.org_id == org_id)
         if q:
             like = f"%{q.lower()}%"
@@ -192,9 +191,7 @@ async def create_user(
     principal: Principal = require("idaas:user:manage"),
     idaas: Idaas = Depends(get_idaas),
 ) -> User:
-    async with idaas.db.transaction() as session:
-        org_id = await acting_org(request, session, principal)
-        session.info["org_id"] = org_id
+    async with in_org(idaas, request, principal) as (session, org_id):
         return await _create(session, org_id, body, principal, request)
 
 
@@ -207,9 +204,7 @@ async def bulk_users(
 ) -> list[BulkResult]:
     """Each item is applied on its own: one bad item does not stop the others."""
     results: list[BulkResult] = []
-    async with idaas.db.transaction() as session:
-        org_id = await acting_org(request, session, principal)
-        session.info["org_id"] = org_id
+    async with in_org(idaas, request, principal) as (session, org_id):
         for index, item in enumerate(body.items):
             try:
                 async with session.begin_nested():
@@ -235,8 +230,7 @@ async def get_user(
     principal: Principal = require("idaas:user:read"),
     idaas: Idaas = Depends(get_idaas),
 ) -> User:
-    async with idaas.db.read() as session:
-        session.info["org_id"] = await acting_org(request, session, principal)
+    async with in_org(idaas, request, principal, write=False) as (session, _org_id):
         return await _get(session, user_id)
 
 
@@ -248,8 +242,7 @@ async def update_user(
     principal: Principal = require("idaas:user:manage"),
     idaas: Idaas = Depends(get_idaas),
 ) -> User:
-    async with idaas.db.transaction() as session:
-        session.info["org_id"] = await acting_org(request, session, principal)
+    async with in_org(idaas, request, principal) as (session, _org_id):
         user = await _get(session, user_id)
         return await _update(
             session, user, body.model_dump(exclude_unset=True), principal, request, idaas
@@ -265,8 +258,7 @@ async def suspend_user(
     principal: Principal = require("idaas:user:manage"),
     idaas: Idaas = Depends(get_idaas),
 ) -> User:
-    async with idaas.db.transaction() as session:
-        session.info["org_id"] = await acting_org(request, session, principal)
+    async with in_org(idaas, request, principal) as (session, _org_id):
         user = await _get(session, user_id)
         return await _update(session, user, {"status": "suspended"}, principal, request, idaas)
 
@@ -280,7 +272,6 @@ async def delete_user(
     principal: Principal = require("idaas:user:manage"),
     idaas: Idaas = Depends(get_idaas),
 ) -> None:
-    async with idaas.db.transaction() as session:
-        session.info["org_id"] = await acting_org(request, session, principal)
+    async with in_org(idaas, request, principal) as (session, _org_id):
         user = await _get(session, user_id)
         await _update(session, user, {"status": "deactivated"}, principal, request, idaas)
