@@ -89,7 +89,8 @@ def get_rate_limiter(request: Request) -> RateLimiter:
     runtime = request.app.state.runtime
     limiter = runtime.state.get("rate_limiter")
     if limiter is None:
-        limiter = runtime.state["rate_limiter"] = RateLimiter(runtime.redis)
+        prefix = f"{runtime.settings.bus_namespace}:rl"  # one installation's counters only
+        limiter = runtime.state["rate_limiter"] = RateLimiter(runtime.redis, prefix=prefix)
     return limiter  # type: ignore[no-any-return]
 
 

@@ -81,8 +81,8 @@ class Throttle:
             await session.delete(row)
 
 
-def account_key(email: str, org: str | None) -> str:
-    return f"acct:{(org or '*').lower()}:{email.lower()}"
+def account_key(email: str) -> str:
+    return f"acct:{email.lower()}"
 
 
 def address_key(ip: str | None) -> str:
@@ -108,7 +108,10 @@ async def password_login(
     """Check the password; the caller commits, then raises a returned Problem."""
     email = email.strip().lower()
     throttle = Throttle(idaas)
-    keys = [account_key(email, org), address_key(origin.ip)]
+    target_org = await resolve_org(session, org)
+    # One counter per e-mail address, whichever org is named (or none): naming the org
+    # differently must not buy an attacker fresh attempts.
+    keys = [account_key(email), address_key(origin.ip)]
     wait = await throttle.retry_after(session, keys)
     if wait > 0:
         return RateLimited(
@@ -116,7 +119,6 @@ async def password_login(
             headers={"Retry-After": str(int(wait) + 1)},
             slug="login-throttled",
         )
-    target_org = await resolve_org(session, org)
     stmt = select(User).where(User.email == email, User.kind == "user")
     if org is not None:
         stmt = stmt.where(User.org_id == (target_org.id if target_org else "-"))
@@ -148,7 +150,7 @@ async def password_login(
                 reason="inactive" if candidate in matched else "bad_password",
             )
         return Unauthorized(BAD_CREDENTIALS, slug="invalid-credentials", headers={})
-    await throttle.succeeded(session, account_key(email, org))
+    await throttle.succeeded(session, keys[0])
     factors = (
         await session.scalars(
             select(MfaFactor.kind).where(

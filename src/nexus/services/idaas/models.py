@@ -226,6 +226,8 @@ class AuthorizationCode(Base, IdMixin, OrgScoped):
     scope: Mapped[str] = mapped_column(Text, default="")
     nonce: Mapped[str | None] = mapped_column(String(255))
     code_challenge: Mapped[str] = mapped_column(String(128))
-    session_id: Mapped[str | None] = mapped_column(String(36))
+    session_id: Mapped[str | None] = mapped_column(String(36))  # the browser (SSO) session
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The token session the code was exchanged for: replaying the code revokes it.
+    issued_session_id: Mapped[str | None] = mapped_column(String(36))

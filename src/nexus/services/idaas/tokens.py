@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nexus.kernel.auth import permission_matches
 from nexus.kernel.config import Settings
 from nexus.kernel.crypto import random_token, token_hash
 from nexus.kernel.db import utcnow
@@ -63,9 +64,18 @@ class TokenIssuer:
         limit_to: set[str] | None = None,
         audience: str | None = None,
     ) -> tuple[str, str]:
-        """A signed access token for `user`; returns (token, scope)."""
+        """A signed access token for `user`; returns (token, scope).
+
+        With `limit_to` (a third-party client's requested permissions) the token carries
+        only those of them the user holds (wildcard grants included), and no role names,
+        attributes or conditional grants: the client gets what was consented, no more."""
         grants = await grants_for(session, user)
-        permissions = grants.permissions if limit_to is None else grants.permissions & limit_to
+        if limit_to is None:
+            permissions = set(grants.permissions)
+        else:
+            permissions = {
+                p for p in limit_to if any(permission_matches(g, p) for g in grants.permissions)
+            }
         scope = " ".join(sorted(permissions | set(extra_scope.split()) - {""}))
         now = int(utcnow().timestamp())
         claims: dict[str, Any] = {
@@ -76,7 +86,7 @@ class TokenIssuer:
             "exp": now + self.idaas.access_token_ttl_s,
             "jti": new_id(),
             "org_id": user.org_id,
-            "roles": grants.roles,
+            "roles": grants.roles if limit_to is None else [],
             "scope": scope,
             "kind": user.kind,
         }
@@ -86,7 +96,7 @@ class TokenIssuer:
             claims["client_id"] = client_id
         if grants.conditional and limit_to is None:
             claims["cg"] = [g.to_claim() for g in grants.conditional]
-        if user.attributes:
+        if user.attributes and limit_to is None:
             claims["attrs"] = user.attributes
         return await self.keys.sign(claims, typ="at+jwt"), scope
 
@@ -152,7 +162,7 @@ class TokenIssuer:
         login = await session.get(Session, row.session_id)
         assert login is not None
         now = utcnow()
-        if client_id is not None and login.client_id != client_id:
+        if login.client_id != client_id:  # first-party (None) and each client keep to their own
             raise Unauthorized(
                 "The refresh token was issued to another client.", slug="invalid-grant"
             )

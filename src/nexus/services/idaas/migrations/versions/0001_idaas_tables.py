@@ -60,6 +60,7 @@ def upgrade() -> None:
         sa.Column("session_id", sa.String(length=36), nullable=True),
         sa.Column("expires_at", nexus.kernel.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("used_at", nexus.kernel.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("issued_session_id", sa.String(length=36), nullable=True),
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("org_id", sa.String(length=36), nullable=False),
         sa.PrimaryKeyConstraint("id"),
