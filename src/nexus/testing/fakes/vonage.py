@@ -1,0 +1,228 @@
+"""Vonage SMS API, as a loopback fake.
+
+- `POST /sms/json` (form or JSON with `api_key`, `api_secret`, `from`, `to`, `text`,
+  `type`, `callback`, `client-ref`, `ttl`) → 200 `{"message-count", messages:[...]}`,
+  one entry per segment. Errors are in the body's `status` as on the real API ("1"
+  throttled, "2" missing params, "3" invalid params, "4" bad credentials, "7" barred...).
+- `GET /account/get-balance` → `{value, autoReload}`; 401 on bad credentials.
+- Delivery receipts, one per segment, to `callback` (else `callback_url`) as form POST
+  (`dlr_method`: "POST", "GET" or "POST-JSON"); signed with `timestamp`, `nonce`, `sig`
+  when the credentials have a `signature_secret` (`signature_method` knob).
+
+Text that is not GSM-7 sent without `type=unicode` is accepted but counted in
+`counters["garbled"]` (the real network would garble it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import re
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any, ClassVar
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from aiohttp import web
+
+from nexus.services.vas.encoding import analyze, is_gsm7
+from nexus.testing.fakes._base import (
+    CallbackEvent,
+    FakeProvider,
+    OutgoingCall,
+    json_response,
+    read_params,
+)
+
+NUMBER = re.compile(r"^[1-9]\d{6,14}$")
+ERROR_TEXT = {
+    "1": "Throughput Rate Exceeded - please wait [ 1000 ] and retry",
+    "2": "Missing {} param",
+    "3": "Invalid {} param",
+    "4": "Bad Credentials",
+    "5": "Internal Error",
+    "6": "Unroutable message - rejected",
+    "7": "Number barred",
+    "9": "Quota Exceeded - rejected",
+    "15": "Illegal Sender Address - rejected",
+    "29": "Non-Whitelisted Destination - rejected",
+}
+
+
+def vonage_sig(params: dict[str, str], secret: str, method: str) -> str:
+    """Sorted `&k=v` pairs (values' `&`/`=` → `_`); md5hash appends the secret and hashes,
+    the other methods are HMACs keyed with the secret. Lower-case hex."""
+    text = "".join("&" + k + "=" + re.sub("[&=]", "_", v) for k, v in sorted(params.items()))
+    if method == "md5hash":
+        return hashlib.md5((text + secret).encode(), usedforsecurity=False).hexdigest()
+    return hmac.new(secret.encode(), text.encode(), getattr(hashlib, method)).hexdigest()
+
+
+class VonageFake(FakeProvider):
+    name = "vonage"
+    default_credentials: ClassVar[dict[str, str]] = {
+        "api_key": "fakekey1",
+        "api_secret": "FakeSecret0123456",
+    }
+    default_number = "447700900000"
+    transient_code = "1"
+    KNOBS = (*FakeProvider.KNOBS, "dlr_method", "signature_method")
+
+    def __init__(
+        self, *, dlr_method: str = "POST", signature_method: str = "md5hash", **knobs: Any
+    ) -> None:
+        super().__init__(**knobs)
+        self.dlr_method = dlr_method
+        self.signature_method = signature_method
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/sms/json", self.send_sms),
+            web.get("/account/get-balance", self.balance),
+        ]
+
+    def _authorized(self, params: dict[str, str]) -> bool:
+        return hmac.compare_digest(
+            params.get("api_key", "").encode(), self.credentials["api_key"].encode()
+        ) & hmac.compare_digest(
+            params.get("api_secret", "").encode(), self.credentials["api_secret"].encode()
+        )
+
+    def error_response(self, code: str) -> web.Response:
+        if code.startswith("http:"):
+            return json_response(
+                {"error-code": code[5:], "error-code-label": "error"}, int(code[5:])
+            )
+        return self._refused(code)
+
+    def _refused(self, code: str, field: str = "") -> web.Response:
+        text = ERROR_TEXT.get(code, "Error").format(field)
+        return json_response(
+            {"message-count": "1", "messages": [{"status": code, "error-text": text}]}
+        )
+
+    async def balance(self, request: web.Request) -> web.Response:
+        if not self._authorized(dict(request.query)):
+            self.counters["unauthorized"] += 1
+            return json_response(
+                {"error-code": "401", "error-code-label": "authentication failed"}, 401
+            )
+        return json_response({"value": 10.28, "autoReload": False})
+
+    async def send_sms(self, request: web.Request) -> web.Response:
+        params = await read_params(request)
+        if not self._authorized(params):
+            self.counters["unauthorized"] += 1
+            return self._refused("4")
+        for required in ("from", "to", "text"):
+            if not params.get(required):
+                self.counters["rejected"] += 1
+                return self._refused("2", required)
+        if injected := self.injected_error():
+            return self.error_response(injected)
+        to, text = params["to"], params["text"]
+        outcome = self.outcome(to) if NUMBER.match(to) else "invalid"
+        if outcome == "invalid":
+            self.counters["rejected"] += 1
+            return self._refused("3", "to")
+        if outcome == "blocked":
+            self.counters["rejected"] += 1
+            return self._refused("7")
+        unicode = params.get("type") == "unicode"
+        if not unicode and not is_gsm7(text):
+            self.counters["garbled"] += 1
+        segments = analyze(text).segments
+        client_ref = params.get("client-ref")
+        parts = []
+        for _ in range(segments):
+            part = {
+                "to": to,
+                "message-id": self.new_id(nbytes=8).upper(),
+                "status": "0",
+                "remaining-balance": "10.28000000",
+                "message-price": "0.03330000",
+                "network": "23410",
+            }
+            if client_ref:
+                part["client-ref"] = client_ref
+            parts.append(part)
+        self.record_accepted(to=to, text=text, type=params.get("type", "text"), parts=parts)
+        url = params.get("callback") or self.callback_url
+        if url:
+            status, error = ("failed", "2") if outcome == "undeliverable" else ("delivered", "0")
+            self.schedule(
+                [
+                    CallbackEvent(
+                        url,
+                        {
+                            "msisdn": to,
+                            "to": params["from"],
+                            "network-code": "23410",
+                            "messageId": part["message-id"],
+                            "price": part["message-price"],
+                            "status": status,
+                            "scts": dt.datetime.now(dt.UTC).strftime("%y%m%d%H%M"),
+                            "err-code": error,
+                            **({"client-ref": client_ref} if client_ref else {}),
+                            "message-timestamp": dt.datetime.now(dt.UTC).strftime(
+                                "%Y-%m-%d %H:%M:%S"
+                            ),
+                        },
+                    )
+                    for part in parts
+                ]
+            )
+        return json_response({"message-count": str(len(parts)), "messages": parts})
+
+    def inbound_events(
+        self, url: str, sender: str, text: str, to: str | None, extra: dict[str, Any]
+    ) -> list[CallbackEvent]:
+        return [
+            CallbackEvent(
+                url,
+                {
+                    "msisdn": sender.lstrip("+"),
+                    "to": (to or self.default_number).lstrip("+"),
+                    "messageId": self.new_id(nbytes=8).upper(),
+                    "text": text,
+                    "type": "text" if is_gsm7(text) else "unicode",
+                    "keyword": text.split()[0].upper() if text.split() else "",
+                    "message-timestamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                },
+            )
+        ]
+
+    def _sign(self, params: dict[str, str]) -> dict[str, str]:
+        secret = self.credentials.get("signature_secret")
+        if not secret:
+            return params
+        signed = {**params, "timestamp": str(int(time.time())), "nonce": str(uuid.uuid4())}
+        signed["sig"] = vonage_sig(signed, secret, self.signature_method)
+        return signed
+
+    def render_callbacks(self, url: str, events: Sequence[CallbackEvent]) -> list[OutgoingCall]:
+        calls = []
+        for event in events:
+            params = self._sign({k: str(v) for k, v in event.data.items()})
+            if self.dlr_method == "GET":
+                parts = urlsplit(url)
+                query = f"{parts.query}&{urlencode(params)}" if parts.query else urlencode(params)
+                calls.append(OutgoingCall(urlunsplit(parts._replace(query=query)), method="GET"))
+            elif self.dlr_method == "POST-JSON":
+                calls.append(
+                    OutgoingCall(
+                        url, json.dumps(params).encode(), {"Content-Type": "application/json"}
+                    )
+                )
+            else:
+                calls.append(
+                    OutgoingCall(
+                        url,
+                        urlencode(params).encode(),
+                        {"Content-Type": "application/x-www-form-urlencoded"},
+                    )
+                )
+        return calls
