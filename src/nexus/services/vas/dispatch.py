@@ -186,8 +186,9 @@ async def dispatch(job: Job, ctx: HandlerContext) -> None:
 
 
 def _classify(exc: BaseException) -> tuple[bool, str | None, str]:
+    """(fail over to the next provider?, code, text)."""
     if isinstance(exc, ProviderError):
-        return exc.retryable, exc.code, exc.message
+        return exc.retryable or exc.provider_fault, exc.code, exc.message
     if isinstance(exc, TimeoutError):
         return True, "timeout", "The provider did not answer in time."
     return True, type(exc).__name__, str(exc)[:500]
