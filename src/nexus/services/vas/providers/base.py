@@ -67,8 +67,18 @@ class SendResult:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
+# Codes that say the account, not the message, is the problem (bad credentials, token).
+PROVIDER_FAULT_CODES = frozenset({"20003", "unauthorized", "190", "4", "auth"})
+
+
 class ProviderError(Exception):
-    """A send the provider refused or could not take. `retryable` decides failover."""
+    """A send the provider refused or could not take.
+
+    `retryable`: trying again (here or elsewhere) may work. `provider_fault`: the account
+    is broken (credentials, suspended): not the message's fault, so the dispatcher fails
+    over to another provider and counts it against this one instead of failing the
+    message. Inferred from a 401 or a known code when not given.
+    """
 
     def __init__(
         self,
@@ -78,6 +88,7 @@ class ProviderError(Exception):
         code: str | None = None,
         status_code: int | None = None,
         retry_after_s: float | None = None,
+        provider_fault: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -85,6 +96,9 @@ class ProviderError(Exception):
         self.code = code
         self.status_code = status_code
         self.retry_after_s = retry_after_s
+        if provider_fault is None:
+            provider_fault = status_code == 401 or (not retryable and code in PROVIDER_FAULT_CODES)
+        self.provider_fault = provider_fault
 
 
 @dataclass(frozen=True)
