@@ -118,3 +118,64 @@ async def test_killed_worker_loses_nothing(
     for counts in per_message.values():
         assert counts["delivered"] == 1  # one final state each
         assert counts["sent"] == 1  # recorded sent once
+
+
+@pytest.mark.services_only
+async def test_two_worker_processes_share_the_work(
+    make_runtime: RuntimeFactory, settings, issuer: TestIssuer
+) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL + NATS JetStream: an API process and two worker processes."""
+    api = await make_runtime([vas_service], workers=False)
+    app = create_app(settings, runtime=api)
+    headers = issuer.headers(org_id="org-w")
+    env = settings_env(settings, NEXUS_PLUGINS="")
+    workers = [_worker(env), _worker(env)]
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as client:
+            await client.post(
+                "/api/v1/providers",
+                headers=headers,
+                json={
+                    "type": "sandbox",
+                    "channel": "sms",
+                    "name": "sandbox",
+                    "options": {"latency_ms": 20, "delivery_delay_ms": 10},
+                },
+            )
+            bulk = await client.post(
+                "/api/v1/messages/send/bulk",
+                headers=headers,
+                json={
+                    "messages": [
+                        {"channel": "sms", "to": f"+1415555{4000 + i:04d}", "body": f"m{i}"}
+                        for i in range(100)
+                    ]
+                },
+            )
+            assert bulk.json()["accepted"] == 100
+        db = api.db("vas")
+        for _ in range(1200):
+            async with db.read() as session:
+                done = await session.scalar(
+                    select(func.count()).select_from(Message).where(Message.status == "delivered")
+                )
+            if done == 100:
+                break
+            for worker in workers:
+                assert worker.poll() is None, worker.stderr.read().decode()  # type: ignore[union-attr]
+            await asyncio.sleep(0.05)
+        assert done == 100
+        async with db.read() as session:
+            sent_events = await session.scalar(
+                select(func.count())
+                .select_from(MessageEvent)
+                .where(MessageEvent.kind == "status", MessageEvent.status == "sent")
+            )
+        assert sent_events == 100
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(15)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.services.vas.conftest import VasEnv
@@ -97,3 +99,49 @@ async def test_other_orgs_cannot_see_messages(vas: VasEnv) -> None:
         await vas.client.get(f"/api/v1/messages/{sent.json()['id']}", headers=other)
     ).status_code == 404
     assert (await vas.client.get("/api/v1/messages", headers=other)).json()["items"] == []
+
+
+async def test_scheduled_message_waits_and_can_be_canceled(vas: VasEnv) -> None:
+    import datetime as dt
+
+    await vas.add_provider()
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)).isoformat()
+    scheduled = await vas.send(channel="sms", to="+14155550123", body="later", send_at=later)
+    canceled = await vas.send(
+        channel="sms",
+        to="+14155550124",
+        body="never",
+        send_at=(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat(),
+    )
+    cancel = await vas.client.post(
+        f"/api/v1/messages/{canceled.json()['id']}/cancel", headers=vas.headers
+    )
+    assert cancel.status_code == 200
+    assert cancel.json()["status"] == "canceled"
+    again = await vas.client.post(
+        f"/api/v1/messages/{canceled.json()['id']}/cancel", headers=vas.headers
+    )
+    assert again.status_code == 409
+    await asyncio.sleep(0.5)
+    early = (
+        await vas.client.get(f"/api/v1/messages/{scheduled.json()['id']}", headers=vas.headers)
+    ).json()
+    assert early["status"] == "queued"
+    final = await vas.wait_final(scheduled.json()["id"])
+    assert final["status"] == "delivered"
+    assert final["sent_at"] >= later
+
+
+async def test_message_past_its_validity_expires(vas: VasEnv) -> None:
+    import datetime as dt
+
+    await vas.add_provider()
+    response = await vas.send(
+        channel="sms",
+        to="+14155550123",
+        body="too late",
+        ttl_s=1,
+        send_at=(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)).isoformat(),
+    )
+    final = await vas.wait_final(response.json()["id"])
+    assert final["status"] == "expired"
