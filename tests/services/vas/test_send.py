@@ -145,3 +145,23 @@ async def test_message_past_its_validity_expires(vas: VasEnv) -> None:
     )
     final = await vas.wait_final(response.json()["id"])
     assert final["status"] == "expired"
+
+
+async def test_org_default_region_and_keywords(vas: VasEnv) -> None:
+    await vas.add_provider()
+    national = await vas.send(channel="sms", to="020 7946 0018", body="hi")
+    assert national.status_code == 422  # no region: a national number is ambiguous
+    put = await vas.client.put(
+        "/api/v1/vas/settings",
+        json={"default_region": "GB", "stop_keywords": ["halt"]},
+        headers=vas.headers,
+    )
+    assert put.status_code == 200, put.text
+    assert "HALT" in put.json()["stop_keywords"]
+    assert "STOP" in put.json()["stop_keywords"]
+    national = await vas.send(channel="sms", to="020 7946 0018", body="hi")
+    assert national.json()["to"] == "+442079460018"
+    other = await vas.send(
+        headers=vas.headers_for("org-b"), channel="sms", to="020 7946 0018", body="x"
+    )
+    assert other.status_code == 422  # another org's settings are its own

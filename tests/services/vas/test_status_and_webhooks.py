@@ -101,10 +101,14 @@ async def test_webhooks_are_signed_retried_and_logged(vas: VasEnv) -> None:
         event = json.loads(body)
         assert event["type"] == "nexus.vas.message.delivered"
         assert event["data"]["message_id"] == sent.json()["id"]
-        log = await vas.client.get(
-            f"/api/v1/webhooks/{created.json()['id']}/deliveries", headers=vas.headers
-        )
-        attempts = log.json()["items"]
+        for _ in range(100):  # the log row is written just after the endpoint answered
+            log = await vas.client.get(
+                f"/api/v1/webhooks/{created.json()['id']}/deliveries", headers=vas.headers
+            )
+            attempts = log.json()["items"]
+            if len(attempts) == 2:
+                break
+            await asyncio.sleep(0.05)
         assert [a["succeeded"] for a in reversed(attempts)] == [False, True]
         assert attempts[-1]["status_code"] == 500
     finally:

@@ -16,6 +16,7 @@ from nexus.services.vas.models import Base
 from nexus.services.vas.router import CircuitConfig, Router
 from nexus.services.vas.routes import inbound as inbound_routes
 from nexus.services.vas.routes import messages as message_routes
+from nexus.services.vas.routes import org_settings as settings_routes
 from nexus.services.vas.routes import providers as provider_routes
 from nexus.services.vas.routes import webhooks as webhook_routes
 from nexus.services.vas.settings import get_vas_settings
@@ -32,7 +33,7 @@ PERMISSIONS = {
 }
 
 router = APIRouter()
-for module in (message_routes, provider_routes, inbound_routes, webhook_routes):
+for module in (message_routes, provider_routes, inbound_routes, webhook_routes, settings_routes):
     router.include_router(module.router)
 
 

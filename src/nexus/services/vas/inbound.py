@@ -11,15 +11,15 @@ from nexus.kernel.ids import new_id
 from nexus.services.vas import lifecycle
 from nexus.services.vas.models import Consent, Message, ProviderAccount
 from nexus.services.vas.providers.base import InboundMessage
-from nexus.services.vas.settings import VasSettings
+from nexus.services.vas.state import OrgView
 
 
-def keyword_of(body: str | None, settings: VasSettings) -> tuple[str, bool] | None:
+def keyword_of(body: str | None, org: OrgView) -> tuple[str, bool] | None:
     """('STOP', True) for an opt-out keyword, ('START', False) for an opt-in; else None."""
     word = (body or "").strip().upper().rstrip(".!")
-    if word in {k.upper() for k in settings.stop_keywords}:
+    if word in org.stop_keywords:
         return word, True
-    if word in {k.upper() for k in settings.start_keywords}:
+    if word in org.start_keywords:
         return word, False
     return None
 
@@ -61,7 +61,10 @@ async def set_consent(
 
 
 async def receive(
-    session: AsyncSession, account: ProviderAccount, item: InboundMessage, settings: VasSettings
+    session: AsyncSession,
+    account: ProviderAccount,
+    item: InboundMessage,
+    org: OrgView,
 ) -> Message | None:
     """Store an inbound message once (by provider id), handle keywords, publish it."""
     existing = await session.scalar(
@@ -94,7 +97,7 @@ async def receive(
     )
     session.add(message)
     lifecycle.record(session, message, "received", provider_id=account.id)
-    keyword = keyword_of(item.body, settings)
+    keyword = keyword_of(item.body, org)
     if keyword is not None:
         word, opted_out = keyword
         await set_consent(

@@ -130,3 +130,14 @@ class WebhookDelivery(Base, IdMixin, OrgScoped):
     duration_ms: Mapped[float | None] = mapped_column(Numeric(10, 2))
     succeeded: Mapped[bool] = mapped_column(Boolean, default=False)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OrgSettings(Base):
+    """Per-org messaging settings: default region for national numbers, opt-out keywords."""
+
+    __tablename__ = "vas_org_settings"
+    org_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    default_region: Mapped[str | None] = mapped_column(String(2))
+    stop_keywords: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    start_keywords: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -71,7 +71,7 @@ async def _handle(
             if isinstance(item, StatusUpdate):
                 await dispatch.enqueue_status(session, account.org_id, account.type, item)
             elif isinstance(item, InboundMessage):
-                await inbound.receive(session, account, item, vas.settings)
+                await inbound.receive(session, account, item, await vas.org(account.org_id))
     if account.type == "twilio":
         return Response('<?xml version="1.0" encoding="UTF-8"?><Response/>', media_type="text/xml")
     return Response(status_code=200)

@@ -77,7 +77,8 @@ def _out(message: Message, history: list[MessageEvent] | None = None) -> Message
 async def _send_one(
     vas: Vas, principal: Principal, request: SendRequest, key: str | None, response: Response
 ) -> MessageOut:
-    prepared = prepare(request, vas.settings.default_region)  # 4xx before anything is stored
+    org = await vas.org(principal.org_id)
+    prepared = prepare(request, org.default_region)  # 4xx before anything is stored
     if key:
         async with vas.db.read() as session:
             existing = await by_idempotency_key(session, principal.org_id, key)
@@ -104,9 +105,10 @@ async def _send_bulk(
         raise BadRequest(f"At most {vas.settings.max_bulk} messages per request.")
     results: list[BulkResult] = []
     ready = []
+    region = (await vas.org(principal.org_id)).default_region
     for index, request in enumerate(requests):
         try:
-            ready.append((index, prepare(request, vas.settings.default_region)))
+            ready.append((index, prepare(request, region)))
         except Problem as exc:
             results.append(BulkResult(index=index, status=exc.status, error=exc.detail))
     if ready:
