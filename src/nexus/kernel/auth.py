@@ -210,7 +210,7 @@ class RemoteApiKeys:
     """API keys checked by the IDaaS of another process (`NEXUS_IDAAS_URL`): the key asks
     IDaaS who it is (`GET /api/v1/me`); answers are cached for `ttl_s`."""
 
-    def __init__(self, idaas_url: str, *, ttl_s: float = 30) -> None:
+    def __init__(self, idaas_url: str, *, ttl_s: float = 5) -> None:
         self.url = idaas_url.rstrip("/") + "/api/v1/me"
         self.ttl_s = ttl_s
         self._cache: OrderedDict[str, tuple[float, Principal | None]] = OrderedDict()

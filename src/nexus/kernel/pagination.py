@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
@@ -25,13 +26,18 @@ def encode_cursor(value: str) -> str:
     return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
 
 
+_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
 def decode_cursor(cursor: str) -> str:
+    """The id a cursor stands for; 400 for anything that is not a cursor we made."""
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except Exception:
-        raise BadRequest(
-            "The cursor is not valid; use the next_cursor of a previous page."
-        ) from None
+        value = ""
+    if not _ID.match(value) or encode_cursor(value) != cursor:
+        raise BadRequest("The cursor is not valid; use the next_cursor of a previous page.")
+    return value
 
 
 def paginate(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from nexus.kernel.auth import TokenVerifier
 from nexus.kernel.runtime import Runtime
@@ -10,7 +10,7 @@ from nexus.kernel.service import Service
 from nexus.services.idaas import routes
 from nexus.services.idaas.apikeys import ApiKeyAuthenticator
 from nexus.services.idaas.cli import cli, init
-from nexus.services.idaas.deps import Idaas
+from nexus.services.idaas.deps import Idaas, refuse_foreign_org
 from nexus.services.idaas.keys import KeyStore, LocalKeys
 from nexus.services.idaas.models import Base
 from nexus.services.idaas.settings import get_idaas_settings
@@ -30,7 +30,7 @@ PERMISSIONS = {
     "idaas:audit:review": "Read the audit log.",
 }
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(refuse_foreign_org)])
 for module in routes.API:
     router.include_router(module.router)
 

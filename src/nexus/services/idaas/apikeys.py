@@ -7,10 +7,8 @@ creator holds). Every service accepts them through the kernel's authenticator:
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import secrets
-import time
 
 from fastapi import Request
 from sqlalchemy import select, update
@@ -22,7 +20,6 @@ from nexus.kernel.errors import Unauthorized
 from nexus.services.idaas.models import ApiKey, User
 
 PREFIX = "nxk_"
-_CACHE_S = 30.0
 _TOUCH_EVERY = dt.timedelta(minutes=1)
 
 
@@ -45,30 +42,21 @@ def presented_key(request: Request) -> str | None:
 
 
 class ApiKeyAuthenticator:
-    """The kernel strategy that turns an API key into a Principal (cached briefly)."""
+    """The kernel strategy that turns an API key into a Principal.
+
+    Every request reads the key's row (one indexed lookup), so a revocation takes effect
+    at once in every process that runs IDaaS; processes without IDaaS ask it and cache
+    the answer briefly (`RemoteApiKeys` in the kernel).
+    """
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._cache: dict[str, tuple[float, Principal | None]] = {}
-        self._lock = asyncio.Lock()
-
-    def forget(self) -> None:
-        self._cache.clear()
 
     async def __call__(self, request: Request) -> Principal | None:
         key = presented_key(request)
         if key is None:
             return None
-        cache_key = token_hash(key)
-        hit = self._cache.get(cache_key)
-        if hit is not None and hit[0] > time.monotonic():
-            if hit[1] is None:
-                raise Unauthorized("The API key is not valid.")
-            return hit[1]
         principal = await self._lookup(key)
-        self._cache[cache_key] = (time.monotonic() + _CACHE_S, principal)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
         if principal is None:
             raise Unauthorized("The API key is not valid.")
         return principal
@@ -82,13 +70,21 @@ class ApiKeyAuthenticator:
             return None
         now = utcnow()
         async with self.db.read() as session:
-            row = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
-            if row is None or not constant_time_equals(row.secret_hash, token_hash(secret)):
+            found = (
+                await session.execute(
+                    select(ApiKey, User)
+                    .join(User, User.id == ApiKey.user_id)
+                    .where(ApiKey.prefix == prefix)
+                )
+            ).first()
+            if found is None:
+                return None
+            row, user = found
+            if not constant_time_equals(row.secret_hash, token_hash(secret)):
                 return None
             if row.revoked_at is not None or (row.expires_at and row.expires_at <= now):
                 return None
-            user = await session.get(User, row.user_id)
-            if user is None or user.status != "active":
+            if user.status != "active":
                 return None
         if row.last_used_at is None or now - row.last_used_at > _TOUCH_EVERY:
             async with self.db.transaction() as session:

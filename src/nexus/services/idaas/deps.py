@@ -10,10 +10,10 @@ from fastapi import Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nexus.kernel.auth import Principal
+from nexus.kernel.auth import Principal, current_principal
 from nexus.kernel.config import Settings
 from nexus.kernel.db import Database, scope_to_org
-from nexus.kernel.errors import Forbidden, NotFound
+from nexus.kernel.errors import Forbidden, NotFound, Unauthorized
 from nexus.kernel.runtime import Runtime
 from nexus.services.idaas.audit import Origin
 from nexus.services.idaas.keys import KeyStore
@@ -77,3 +77,18 @@ async def in_org(
         org_id = await acting_org(request, session, principal)
         scope_to_org(session, org_id)
         yield session, org_id
+
+
+async def refuse_foreign_org(request: Request) -> None:
+    """Router-wide: a request that names an org (`X-Org-Id`) the caller may not act in is
+    refused on every route, even those that act in the caller's own org only."""
+    wanted = request.headers.get("x-org-id")
+    if not wanted:
+        return
+    try:
+        principal = await current_principal(request)
+    except Unauthorized:
+        return  # unauthenticated routes (login, refresh): the header means nothing there
+    if wanted != principal.org_id:
+        async with get_idaas(request).db.read() as session:
+            await acting_org(request, session, principal)

@@ -112,17 +112,30 @@ async def password_login(
     # One counter per e-mail address, whichever org is named (or none): naming the org
     # differently must not buy an attacker fresh attempts.
     keys = [account_key(email), address_key(origin.ip)]
+    stmt = select(User).where(User.email == email, User.kind == "user")
+    if org is not None:
+        stmt = stmt.where(User.org_id == (target_org.id if target_org else "-"))
+    candidates = list((await session.scalars(stmt)).all())
     wait = await throttle.retry_after(session, keys)
-    if wait > 0:
+    if wait > 0:  # refused without checking the password, and audited
+        for candidate in candidates:
+            audit.record(
+                session,
+                "auth.login.throttled",
+                org_id=candidate.org_id,
+                origin=origin,
+                actor_id=candidate.id,
+                actor_type="user",
+                target_type="user",
+                target_id=candidate.id,
+                result="failure",
+                retry_after_s=int(wait) + 1,
+            )
         return RateLimited(
             f"Too many failed logins; try again in {int(wait) + 1} s.",
             headers={"Retry-After": str(int(wait) + 1)},
             slug="login-throttled",
         )
-    stmt = select(User).where(User.email == email, User.kind == "user")
-    if org is not None:
-        stmt = stmt.where(User.org_id == (target_org.id if target_org else "-"))
-    candidates = list((await session.scalars(stmt)).all())
     matched = [u for u in candidates if verify_password(password, u.password_hash)]
     if not candidates:
         verify_password(password, None)  # same work as a wrong password

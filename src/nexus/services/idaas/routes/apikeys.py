@@ -12,7 +12,7 @@ from nexus.kernel.db import utcnow
 from nexus.kernel.errors import Forbidden, NotFound
 from nexus.services.idaas import audit
 from nexus.services.idaas.apikeys import new_key
-from nexus.services.idaas.deps import Idaas, get_idaas, origin
+from nexus.services.idaas.deps import Idaas, get_idaas, in_org, origin
 from nexus.services.idaas.models import ApiKey, User
 from nexus.services.idaas.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut
 
@@ -21,9 +21,11 @@ router = APIRouter(prefix="/api-keys", tags=["api keys"])
 
 @router.get("", response_model=list[ApiKeyOut])
 async def list_keys(
-    principal: Principal = require("idaas:apikey:manage"), idaas: Idaas = Depends(get_idaas)
+    request: Request,
+    principal: Principal = require("idaas:apikey:manage"),
+    idaas: Idaas = Depends(get_idaas),
 ) -> list[ApiKey]:
-    async with idaas.db.read(org_id=principal.org_id) as session:
+    async with in_org(idaas, request, principal, write=False) as (session, _org_id):
         return list(
             (await session.scalars(select(ApiKey).order_by(ApiKey.created_at.desc()))).all()
         )
@@ -47,9 +49,9 @@ async def create_key(
     if beyond:
         raise Forbidden(f"A key cannot have permissions you do not hold: {', '.join(beyond)}.")
     key, prefix, secret_hash = new_key()
-    async with idaas.db.transaction(org_id=principal.org_id) as session:
+    async with in_org(idaas, request, principal) as (session, org_id):
         account = User(
-            org_id=principal.org_id,
+            org_id=org_id,
             email=f"{prefix}@service-accounts.nexus.invalid",
             name=body.name,
             kind="service_account",
@@ -58,7 +60,7 @@ async def create_key(
         session.add(account)
         await session.flush()
         row = ApiKey(
-            org_id=principal.org_id,
+            org_id=org_id,
             name=body.name,
             prefix=prefix,
             secret_hash=secret_hash,
@@ -74,7 +76,7 @@ async def create_key(
         audit.record(
             session,
             "apikey.created",
-            org_id=principal.org_id,
+            org_id=org_id,
             origin=origin(request),
             actor=principal,
             target_type="apikey",
@@ -92,7 +94,7 @@ async def revoke_key(
     principal: Principal = require("idaas:apikey:manage"),
     idaas: Idaas = Depends(get_idaas),
 ) -> None:
-    async with idaas.db.transaction(org_id=principal.org_id) as session:
+    async with in_org(idaas, request, principal) as (session, org_id):
         row = await session.get(ApiKey, key_id)
         if row is None or row.revoked_at is not None:
             raise NotFound(f"No active API key {key_id}.")
@@ -103,11 +105,10 @@ async def revoke_key(
         audit.record(
             session,
             "apikey.revoked",
-            org_id=principal.org_id,
+            org_id=org_id,
             origin=origin(request),
             actor=principal,
             target_type="apikey",
             target_id=row.id,
             prefix=row.prefix,
         )
-    idaas.runtime.state["idaas_apikeys"].forget()

@@ -126,9 +126,25 @@ async def _update(
             check_policy(password, email=user.email, name=user.name)
             user.password_hash = hash_password(password)
             user.password_changed_at = utcnow()
+    roles = changes.pop("roles", None)
     for key, value in changes.items():
-        if key != "roles":
-            setattr(user, key, value)
+        setattr(user, key, value)
+    if roles is not None:  # the user's plain org-wide roles become exactly these
+        bindings = (
+            await session.scalars(
+                select(RoleBinding).where(
+                    RoleBinding.subject_type == "user",
+                    RoleBinding.subject_id == user.id,
+                    RoleBinding.resource.is_(None),
+                )
+            )
+        ).all()
+        for binding in bindings:
+            if not binding.conditions:  # conditional grants are managed on their own
+                await session.delete(binding)
+        await session.flush()
+        await _bind_roles(session, user.org_id, user.id, list(roles), principal)
+        changes["roles"] = roles
     if changes.get("status") in {"suspended", "deactivated"}:
         await _end_sessions(session, user, idaas, reason=f"user_{changes['status']}")
     audit.record(
