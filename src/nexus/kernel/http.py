@@ -136,6 +136,20 @@ class RequestContextMiddleware:
         )
 
 
+def _endpoints(router: APIRouter, prefix: str) -> list[tuple[Any, str]]:
+    """(endpoint, full path template) of every route, through nested routers (recent
+    FastAPI keeps an included router as one entry instead of copying its routes)."""
+    found: list[tuple[Any, str]] = []
+    for route in router.routes:
+        nested = getattr(route, "original_router", None)
+        if nested is not None:
+            context = getattr(route, "include_context", None)
+            found += _endpoints(nested, prefix + getattr(context, "prefix", ""))
+        elif getattr(route, "endpoint", None) is not None:
+            found.append((route.endpoint, prefix + getattr(route, "path", "")))  # type: ignore[attr-defined]
+    return found
+
+
 def kernel_router() -> APIRouter:
     router = APIRouter(tags=["platform"])
 
@@ -203,9 +217,8 @@ def create_app(
             if router is None:
                 continue
             app.include_router(router, prefix=prefix)
-            for route in router.routes:
-                endpoint = getattr(route, "endpoint", None)
-                routes[id(endpoint)] = (service.name, prefix + getattr(route, "path", ""))
+            for endpoint, path in _endpoints(router, prefix):
+                routes[id(endpoint)] = (service.name, path)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

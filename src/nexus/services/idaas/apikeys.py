@@ -17,7 +17,7 @@ from nexus.kernel.auth import Principal
 from nexus.kernel.crypto import constant_time_equals, token_hash
 from nexus.kernel.db import Database, utcnow
 from nexus.kernel.errors import Unauthorized
-from nexus.services.idaas.models import ApiKey, User
+from nexus.services.idaas.models import ApiKey, Org, User
 
 PREFIX = "nxk_"
 _TOUCH_EVERY = dt.timedelta(minutes=1)
@@ -74,7 +74,8 @@ class ApiKeyAuthenticator:
                 await session.execute(
                     select(ApiKey, User)
                     .join(User, User.id == ApiKey.user_id)
-                    .where(ApiKey.prefix == prefix)
+                    .join(Org, Org.id == ApiKey.org_id)
+                    .where(ApiKey.prefix == prefix, Org.status == "active")
                 )
             ).first()
             if found is None:

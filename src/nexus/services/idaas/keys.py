@@ -43,7 +43,10 @@ class KeyStore:
             ).all()
         active = next((r for r in rows if r.retired_at is None), None)
         if active is None:
-            await self.rotate(retire_after_s=0)
+            # The first key. Nothing is retired: when two processes start together on a
+            # new database both make one, both stay published, and all sign with the
+            # newest once they reload.
+            await self.rotate(retire_after_s=None)
             return
         private = ECKey.import_key(json.loads(unseal(self.secret, PURPOSE, active.private_sealed)))
         self._active = (active.kid, private)
@@ -66,17 +69,21 @@ class KeyStore:
         assert self._jwks is not None
         return self._jwks
 
-    async def rotate(self, *, retire_after_s: int) -> str:
-        """Make a new active key; the old ones stay published for `retire_after_s`."""
+    async def rotate(self, *, retire_after_s: int | None) -> str:
+        """Make a new active key; the old ones stay published for `retire_after_s`
+        (None: the old ones are not retired at all)."""
         kid = new_id()
         key = ECKey.generate_key("P-256", parameters={"kid": kid, "use": "sig", "alg": "ES256"})
         now = utcnow()
         async with self.db.transaction() as session:
-            await session.execute(
-                update(SigningKey)
-                .where(SigningKey.retired_at.is_(None))
-                .values(retired_at=now, publish_until=now + dt.timedelta(seconds=retire_after_s))
-            )
+            if retire_after_s is not None:
+                await session.execute(
+                    update(SigningKey)
+                    .where(SigningKey.retired_at.is_(None))
+                    .values(
+                        retired_at=now, publish_until=now + dt.timedelta(seconds=retire_after_s)
+                    )
+                )
             session.add(
                 SigningKey(
                     kid=kid,

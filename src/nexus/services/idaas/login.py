@@ -115,6 +115,8 @@ async def password_login(
     stmt = select(User).where(User.email == email, User.kind == "user")
     if org is not None:
         stmt = stmt.where(User.org_id == (target_org.id if target_org else "-"))
+    # users of a suspended org cannot log in (they look like any failed login)
+    stmt = stmt.join(Org, Org.id == User.org_id).where(Org.status == "active")
     candidates = list((await session.scalars(stmt)).all())
     wait = await throttle.retry_after(session, keys)
     if wait > 0:  # refused without checking the password, and audited

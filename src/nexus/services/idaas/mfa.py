@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.kernel.crypto import seal, token_hash, unseal
 from nexus.kernel.db import utcnow
-from nexus.kernel.errors import Conflict, Problem, Unauthorized
+from nexus.kernel.errors import Conflict, Problem, RateLimited, Unauthorized
 from nexus.services.idaas import audit
+from nexus.services.idaas.login import Throttle, account_key, address_key
 from nexus.services.idaas.models import MfaChallenge, MfaFactor, Org, RecoveryCode, User
 from nexus.services.idaas.settings import IdaasSettings
 from nexus.services.idaas.tokens import TokenIssuer, TokenPair
@@ -154,6 +155,14 @@ async def verify_challenge(
         )
     user = await session.get(User, challenge.user_id)
     assert user is not None
+    keys = [account_key(user.email), address_key(origin.ip)]
+    wait = await Throttle(idaas).retry_after(session, keys)
+    if wait > 0:
+        return RateLimited(
+            f"Too many failed attempts; try again in {int(wait) + 1} s.",
+            headers={"Retry-After": str(int(wait) + 1)},
+            slug="login-throttled",
+        )
     factors = (
         await session.scalars(
             select(MfaFactor).where(
@@ -177,6 +186,9 @@ async def verify_challenge(
             method = "recovery_code"
     if method is None:
         challenge.attempts += 1
+        # wrong codes count like wrong passwords: knowing the password is not enough to
+        # try codes without end
+        await Throttle(idaas).failed(session, keys)
         audit.record(
             session,
             "auth.mfa.failed",

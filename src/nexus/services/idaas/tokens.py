@@ -22,7 +22,7 @@ from nexus.kernel.errors import Unauthorized
 from nexus.kernel.ids import new_id
 from nexus.services.idaas import audit
 from nexus.services.idaas.keys import KeyStore
-from nexus.services.idaas.models import RefreshToken, Session, User
+from nexus.services.idaas.models import Org, RefreshToken, Session, User
 from nexus.services.idaas.roles import grants_for
 from nexus.services.idaas.settings import IdaasSettings
 
@@ -166,6 +166,11 @@ class TokenIssuer:
             raise Unauthorized(
                 "The refresh token was issued to another client.", slug="invalid-grant"
             )
+        if login.revoked_at is not None:  # logged out or revoked: ended, not stolen
+            raise Unauthorized("The session has ended; log in again.", slug="invalid-grant")
+        org = await session.get(Org, login.org_id)
+        if org is None or org.status != "active":
+            raise Unauthorized("The organization is suspended.", slug="invalid-grant")
         claimed = await session.execute(
             update(RefreshToken)
             .where(RefreshToken.id == row.id, RefreshToken.used_at.is_(None))

@@ -12,6 +12,7 @@ from nexus.kernel.service import Consumer, HandlerContext, JobHandler, Service
 from nexus.services.vas import dispatch, webhooks_out
 from nexus.services.vas.accounts import Accounts, add_sandbox_providers
 from nexus.services.vas.cli import cli
+from nexus.services.vas.health import health_loop
 from nexus.services.vas.models import Base
 from nexus.services.vas.router import CircuitConfig, Router
 from nexus.services.vas.routes import inbound as inbound_routes
@@ -121,6 +122,7 @@ service = Service(
         Consumer("webhooks", ("nexus.vas.message.*",), webhooks_out.on_message_event),
         Consumer("sandbox_for_new_orgs", ("nexus.idaas.org.created",), _on_org_created),
     ],
+    workers=[health_loop],
     cli=cli,
     on_startup=[_start],
     on_shutdown=[_stop],

@@ -130,6 +130,10 @@ class Accounts:
         self._cache[key] = (time.monotonic() + self.ttl_s, routes)
         return routes
 
+    def cached_routes(self) -> list[Route]:
+        """The routes this process used recently (the accounts worth probing)."""
+        return [route for _, routes in self._cache.values() for route in routes]
+
     async def by_id(self, provider_id: str) -> ProviderAccount | None:
         async with self.db.read() as session:
             return await session.get(ProviderAccount, provider_id)

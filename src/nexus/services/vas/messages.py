@@ -147,7 +147,12 @@ async def store(
         estimated_cost=Decimal(cost) if cost is not None else None,
         currency=routes[0].account.currency if routes else None,
         send_at=request.send_at,
-        expires_at=now + dt.timedelta(seconds=request.ttl_s) if request.ttl_s else None,
+        # validity counts from when the message may go out (send_at), not from acceptance
+        expires_at=(
+            max(now, request.send_at or now) + dt.timedelta(seconds=request.ttl_s)
+            if request.ttl_s
+            else None
+        ),
         idempotency_key=idempotency_key,
         metadata_=request.metadata,
         created_at=now,
@@ -157,11 +162,13 @@ async def store(
     lifecycle.record(session, message, "accepted", at=now)
     if await _opted_out(session, org_id, request.channel, prepared.to):
         message.error_code = "opted_out"
+        message.error_reason = "The recipient opted out of this channel."
         lifecycle.move(
             session, message, "rejected", reason="The recipient opted out of this channel."
         )
     elif not routes:
         message.error_code = "no_provider"
+        message.error_reason = f"No enabled provider for {request.channel} in this org."
         lifecycle.move(
             session,
             message,

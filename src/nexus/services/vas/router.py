@@ -2,7 +2,7 @@
 
 Score = 0.7 * recent success rate + 0.3 * health, minus a latency penalty (up to 0.1 at
 1 s). Providers whose scores are within 0.05 of the best count as equal; among equals
-the operator's priority decides, then the lower cost. A provider whose circuit is open
+the cheaper one wins, then the operator's priority. A provider whose circuit is open
 is skipped until its cool-down ends; then one probe message is let through (half-open)
 and its outcome closes or re-opens the circuit. Per-provider rate limits hold across
 processes when Redis is configured. Every decision is explained for the history.
@@ -135,7 +135,7 @@ class Router:
             best = rows[0][1]
             group = [r for r in rows if best - r[1] <= 0.05]
             rows = [r for r in rows if best - r[1] > 0.05]
-            group.sort(key=lambda r: (r[0].priority, r[0].cost_per_unit))
+            group.sort(key=lambda r: (r[0].cost_per_unit, r[0].priority))
             ordered += [c for c, _ in group]
         rank = {c.id: i + 1 for i, c in enumerate(ordered)}
         for entry in explanation:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl
 
 Channel = Literal["sms", "whatsapp", "telegram", "messenger", "email"]
 
@@ -138,12 +139,22 @@ class BulkOut(BaseModel):
     results: list[BulkResult]
 
 
+def _provider_url(value: str) -> str:
+    parsed = urlsplit(value)
+    if parsed.scheme not in {"http", "https", "smtp", "smtps"} or not parsed.hostname:
+        raise ValueError("must be an http(s):// URL (or smtp:// / smtps:// for e-mail)")
+    return value.rstrip("/")
+
+
+ProviderUrl = Annotated[str, Field(max_length=500), AfterValidator(_provider_url)]
+
+
 class ProviderIn(BaseModel):
     type: str = Field(examples=["twilio"])
     channel: Channel
     name: str = Field(min_length=1, max_length=200)
     credentials: dict[str, Any] = Field(default_factory=dict)
-    base_url: HttpUrl | None = None
+    base_url: ProviderUrl | None = None
     sender: str | None = Field(None, max_length=100)
     countries: list[str] = Field(default_factory=list)
     priority: int = Field(100, ge=0, le=10_000)
@@ -157,7 +168,7 @@ class ProviderIn(BaseModel):
 class ProviderPatch(BaseModel):
     name: str | None = Field(None, min_length=1, max_length=200)
     credentials: dict[str, Any] | None = None
-    base_url: HttpUrl | None = None
+    base_url: ProviderUrl | None = None
     sender: str | None = Field(None, max_length=100)
     countries: list[str] | None = None
     priority: int | None = Field(None, ge=0, le=10_000)

@@ -26,12 +26,13 @@ class VasSettings(BaseSettings):
         True,
         description="Give every new org a sandbox provider on each channel (embedded default).",
     )
+    health_interval_s: float = Field(60.0, gt=0, description="Provider health probes.")
     circuit_failure_streak: int = Field(5, ge=1)
     circuit_cooldown_s: float = Field(10.0, gt=0)
     stop_keywords: list[str] = Field(
         default_factory=lambda: ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "ARRET"]
     )
-    start_keywords: list[str] = Field(default_factory=lambda: ["START", "UNSTOP", "YES"])
+    start_keywords: list[str] = Field(default_factory=lambda: ["START", "UNSTOP"])
 
 
 MAX_BODY = {"sms": 1600, "whatsapp": 4096, "telegram": 4096, "messenger": 2000, "email": 100_000}

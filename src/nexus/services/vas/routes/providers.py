@@ -21,9 +21,11 @@ from nexus.services.vas.state import Vas
 router = APIRouter(prefix="/providers", tags=["providers"])
 
 
-def _out(vas: Vas, account: ProviderAccount) -> ProviderOut:
+def _out(vas: Vas, account: ProviderAccount, principal: Principal) -> ProviderOut:
     out = ProviderOut.model_validate(account)
-    out.webhook_url = vas.accounts.callback_url(account)
+    # the URL carries the account's webhook token: for those who manage providers only
+    if principal.can("vas:provider:manage") and account.type != "sandbox":
+        out.webhook_url = vas.accounts.callback_url(account)
     return out
 
 
@@ -65,7 +67,7 @@ async def list_providers(
                 )
             )
         ).all()
-    return [_out(vas, r) for r in rows]
+    return [_out(vas, r, principal) for r in rows]
 
 
 @router.post("", response_model=ProviderOut, status_code=201, summary="Add a provider account")
@@ -83,7 +85,7 @@ async def create_provider(
                 channel=body.channel,
                 name=body.name,
                 credentials_sealed=seal_credentials(vas.secret, body.credentials),
-                base_url=str(body.base_url).rstrip("/") if body.base_url else None,
+                base_url=body.base_url,
                 sender=body.sender,
                 countries=[c.upper() for c in body.countries],
                 priority=body.priority,
@@ -99,7 +101,7 @@ async def create_provider(
     except IntegrityError:
         raise Conflict(f"A provider named {body.name!r} exists.") from None
     vas.accounts.forget(principal.org_id)
-    return _out(vas, account)
+    return _out(vas, account, principal)
 
 
 async def _get(vas: Vas, session: object, provider_id: str) -> ProviderAccount:
@@ -147,7 +149,7 @@ async def get_provider(
     vas: Vas = Depends(get_vas),
 ) -> ProviderOut:
     async with vas.db.read(org_id=principal.org_id) as session:
-        return _out(vas, await _get(vas, session, provider_id))
+        return _out(vas, await _get(vas, session, provider_id), principal)
 
 
 @router.patch("/{provider_id}", response_model=ProviderOut)
@@ -168,9 +170,9 @@ async def update_provider(
         if "countries" in changes:
             changes["countries"] = [c.upper() for c in changes["countries"] or []]
         for key, value in changes.items():
-            setattr(account, key, value.rstrip("/") if key == "base_url" and value else value)
+            setattr(account, key, value)
     vas.accounts.forget(principal.org_id)
-    return _out(vas, account)
+    return _out(vas, account, principal)
 
 
 @router.delete("/{provider_id}", status_code=204)

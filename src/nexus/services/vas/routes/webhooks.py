@@ -125,7 +125,8 @@ async def list_consents(
             stmt = stmt.where(Consent.channel == channel)
         if address and channel:
             try:
-                address = normalize(channel, address, vas.settings.default_region)
+                region = (await vas.org(principal.org_id)).default_region
+                address = normalize(channel, address, region)
             except InvalidAddress as exc:
                 raise Problem(str(exc), status=422, field="address") from None
         if address:
@@ -145,7 +146,8 @@ async def put_consent(
     vas: Vas = Depends(get_vas),
 ) -> Consent:
     try:
-        address = normalize(body.channel, body.address, vas.settings.default_region)
+        region = (await vas.org(principal.org_id)).default_region
+        address = normalize(body.channel, body.address, region)
     except InvalidAddress as exc:
         raise Problem(str(exc), status=422, field="address") from None
     async with vas.db.transaction(org_id=principal.org_id) as session:
