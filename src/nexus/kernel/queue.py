@@ -33,7 +33,6 @@ class Delivery:
     attempt: int
     org_id: str | None = None
     handle: Any = None  # backend-specific (lease token, NATS message)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Source(Protocol):
@@ -118,7 +117,6 @@ class Runner:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(spec.concurrency)
         self.processed = 0
 
     def wake(self) -> None:

@@ -101,7 +101,6 @@ class Service:
     commands: list[Callable[..., Any]] = field(default_factory=list)  # top-level `nexus <cmd>`
     on_startup: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not SERVICE_NAME.match(self.name):
