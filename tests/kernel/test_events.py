@@ -103,3 +103,19 @@ async def test_event_types_are_validated(make_runtime: RuntimeFactory) -> None:
     async with runtime.db("notes").transaction() as session:
         with pytest.raises(ValueError, match=r"nexus\.<service>"):
             emit(session, "NotAType", {}, org_id=None)
+
+
+async def test_an_idle_relay_stays_idle(make_runtime: RuntimeFactory) -> None:
+    """The relay's own commits must not wake it (that made it spin at full CPU)."""
+    import asyncio
+
+    runtime = await make_runtime([notes, tally])
+    await asyncio.sleep(1.0)
+    drains = sum(relay.drains for relay in runtime.relays)
+    assert drains <= 2 * len(runtime.relays)  # the first drain and at most one sweep
+    await _emit_notes(runtime, 1)
+
+    async def seen() -> bool:
+        return len(await _seen(runtime, "stats")) == 1
+
+    await eventually(seen)

@@ -68,6 +68,7 @@ def emit(
     event = Event(
         id=event_id or new_id(), type=type, source=service_of(type), org_id=org_id, data=data
     )
+    session.info["outbox"] = True  # wakes the relay after commit
     session.add(
         OutboxRow(
             kind="event",
@@ -122,6 +123,7 @@ async def enqueue(
         await insert_ignore(session, JobRow, [row])
         session.info.setdefault("touched_queues", set()).add(queue)
     else:
+        session.info["outbox"] = True
         await insert_ignore(
             session,
             OutboxRow,

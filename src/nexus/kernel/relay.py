@@ -37,6 +37,7 @@ class Relay:
         self._wake = asyncio.Event()
         self._stopping = False
         self.published = 0
+        self.drains = 0
 
     def wake(self) -> None:
         self._wake.set()
@@ -47,6 +48,7 @@ class Relay:
 
     async def drain_once(self) -> int:
         """Publish one batch of pending rows; returns how many."""
+        self.drains += 1
         async with self.db.transaction() as session:
             stmt = select(OutboxRow).order_by(OutboxRow.seq).limit(self.batch)
             if not self.db.is_sqlite:

@@ -188,7 +188,9 @@ class Runtime:
         for db in self.service_databases():
             relay = Relay(db, sink)
             db.direct_jobs = self.nats is None
-            db.on_commit(lambda info, relay=relay: relay.wake())
+            # only transactions that wrote to the outbox wake the relay (its own drains
+            # commit too, and must not wake it again)
+            db.on_commit(lambda info, relay=relay: relay.wake() if info.get("outbox") else None)
             db.on_commit(lambda info: self.wake_queues(info.get("touched_queues", set())))
             self.relays.append(relay)
             self._tasks.append(asyncio.create_task(relay.run(), name=f"relay:{db.url}"))
