@@ -23,8 +23,12 @@ Parts, each on fresh storage:
   `wrk` drives GET /health and GET /api/v1/notes/ping with a bearer token, reporting
   req/s and latency p50/p90/p95/p99, and the ratio of the two.
 
-Each figure is one JSON object per line on stdout; progress goes to stderr. Every loop
-is bounded in count and time, and all traffic goes to 127.0.0.1.
+Each figure is one JSON object per line on stdout; progress goes to stderr. Besides the
+rates, the records carry CPU time per event (`cpu_us_per_event`, this process, every
+thread) or per request (`server_cpu_us_per_req`) and the machine's load average: when
+other work shares the two cores, rates fall but CPU per unit of work stays comparable.
+Every loop is bounded in count and time, and all traffic goes to 127.0.0.1. Without wrk
+(`apt-get install -y wrk`) an aiohttp client drives the HTTP load instead.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -73,11 +78,18 @@ ORG = "org-bench"
 ISSUER = "http://nexus.bench"
 TARGETS = {"embedded": 20_000, "services": 5_000}
 HTTP_TARGET = 3_000
+POLL_S = 0.005  # how often progress is polled; bounds the measured times' resolution
+POLLS = 200_000  # at most this many polls (1,000 s), whatever the timeout
 GROUPS = [(tally, c) for c in tally.consumers]  # audit: the exact type; stats: nexus.notes.>
 
 
 def out(record: dict[str, Any]) -> None:
     print(json.dumps(record), flush=True)
+
+
+def _load() -> float:
+    """The machine's 1-minute load average: other work on these 2 cores skews figures."""
+    return round(os.getloadavg()[0], 2)
 
 
 def progress(message: str) -> None:
@@ -208,14 +220,16 @@ async def wait_groups(
     """Poll the runners' `processed` counters: when did each group reach `target`?"""
     done: dict[str, float | None] = {c.name: None for _s, c in GROUPS}
     runners = {c.name: runtime.runners[consumer_queue(s, c)] for s, c in GROUPS}
-    while time.perf_counter() < deadline:
+    for _ in range(POLLS):
         now = time.perf_counter()
+        if now > deadline:
+            break
         for name, runner in runners.items():
             if done[name] is None and runner.processed >= target:
                 done[name] = now - started
         if all(v is not None for v in done.values()):
             break
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(POLL_S)
     return done
 
 
@@ -274,11 +288,13 @@ async def part_e2e(env: Env, args: argparse.Namespace) -> dict[str, Any]:
     await upgrade(runtime)
     await runtime.start(workers=True)
     try:
+        cpu = time.process_time()
         started = time.perf_counter()
         deadline = started + args.timeout
         waiter = asyncio.create_task(wait_groups(runtime, args.events, started, deadline))
         publish_s = await publish(runtime, args.events, args.batch)
         done = await waiter
+        cpu = time.process_time() - cpu
         seen = await count_seen(runtime)
         left = await leftovers(runtime)
     finally:
@@ -300,9 +316,11 @@ async def part_e2e(env: Env, args: argparse.Namespace) -> dict[str, Any]:
         "deliveries_per_s": round(args.events * len(done) / elapsed) if elapsed else None,
         "seconds": round(elapsed, 3) if elapsed else None,
         "publish_per_s_while_consuming": round(args.events / publish_s),
+        "cpu_us_per_event": round(cpu / args.events * 1e6),
         "groups": groups,
         **left,
         "complete": complete,
+        "loadavg_1m": _load(),
         "target_per_s": target,
         "meets_target": bool(rate and rate >= target),
     }
@@ -313,13 +331,17 @@ async def part_backlog(env: Env, args: argparse.Namespace) -> list[dict[str, Any
     await upgrade(producer)
     await producer.start(workers=False)
     try:
+        cpu = time.process_time()
         started = time.perf_counter()
         publish_s = await publish(producer, args.events, args.batch)
         deadline = started + args.timeout
-        while _relayed(producer) < args.events and time.perf_counter() < deadline:
-            await asyncio.sleep(0.005)
+        for _ in range(POLLS):
+            if _relayed(producer) >= args.events or time.perf_counter() > deadline:
+                break
+            await asyncio.sleep(POLL_S)
         relayed = _relayed(producer)
         relayed_s = time.perf_counter() - started
+        cpu = time.process_time() - cpu
     finally:
         await producer.stop()
     publish_record = {
@@ -333,13 +355,17 @@ async def part_backlog(env: Env, args: argparse.Namespace) -> list[dict[str, Any
         "relayed": relayed,
         "relayed_per_s": round(relayed / relayed_s),
         "seconds": round(relayed_s, 3),
+        "cpu_us_per_event": round(cpu / args.events * 1e6),
+        "loadavg_1m": _load(),
     }
 
     consumer = Runtime(env.settings, [notes, tally])
+    cpu = time.process_time()
     started = time.perf_counter()
     await consumer.start(workers=True)
     try:
         done = await wait_groups(consumer, args.events, started, started + args.timeout)
+        cpu = time.process_time() - cpu
         seen = await count_seen(consumer)
         left = await leftovers(consumer)
     finally:
@@ -355,9 +381,11 @@ async def part_backlog(env: Env, args: argparse.Namespace) -> list[dict[str, Any
         "events_per_s": round(args.events / elapsed) if elapsed else None,
         "deliveries_per_s": round(args.events * len(done) / elapsed) if elapsed else None,
         "seconds": round(elapsed, 3) if elapsed else None,
+        "cpu_us_per_event": round(cpu / args.events * 1e6),
         "groups": _group_figures(done, seen, args.events),
         **left,
         "complete": elapsed is not None,
+        "loadavg_1m": _load(),
     }
     return [publish_record, consume_record]
 
@@ -399,9 +427,23 @@ def _get(url: str, token: str | None = None) -> int:
         return int(exc.code)
 
 
+def _spawn_server(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """The server in a session of its own (so its workers stop with it), logs to a file."""
+    with log_path.open("wb") as log_file:
+        return subprocess.Popen(
+            [PYTHON, str(HERE / "kernel_bus_app.py")],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 async def _wait_up(base: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    for _ in range(int(timeout_s / 0.1) + 1):
+        if time.monotonic() > deadline:
+            break
         if proc.poll() is not None:
             raise RuntimeError(f"the server exited with {proc.returncode}")
         with contextlib.suppress(OSError):
@@ -409,6 +451,23 @@ async def _wait_up(base: str, proc: subprocess.Popen[bytes], timeout_s: float) -
                 return
         await asyncio.sleep(0.1)
     raise RuntimeError(f"the server did not answer within {timeout_s} s")
+
+
+def _group_cpu_s(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the processes of a process group."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:
+                total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _stop_server(proc: subprocess.Popen[bytes]) -> None:
@@ -422,14 +481,20 @@ def _stop_server(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
 
 
-def run_wrk(url: str, token: str | None, seconds: float, args: argparse.Namespace) -> dict:
+def _secs(seconds: float) -> int:
+    return max(1, round(seconds))
+
+
+def run_wrk(
+    url: str, token: str | None, seconds: float, args: argparse.Namespace
+) -> dict[str, Any]:
     script = Path(args.wrk_script)
     env = {**os.environ, "BENCH_TOKEN": token or ""}
     cmd = [
         "wrk",
         f"-t{args.wrk_threads}",
         f"-c{args.connections}",
-        f"-d{max(1, round(seconds))}s",
+        f"-d{_secs(seconds)}s",
         "--timeout",
         "5s",
         "-s",
@@ -449,6 +514,7 @@ def run_wrk(url: str, token: str | None, seconds: float, args: argparse.Namespac
     )
     return {
         "req_per_s": round(raw["requests"] / (raw["duration_us"] / 1e6)),
+        "seconds": round(raw["duration_us"] / 1e6, 2),
         "requests": raw["requests"],
         "errors": errors,
         "non_2xx": raw["status_errors"],
@@ -460,9 +526,70 @@ def run_wrk(url: str, token: str | None, seconds: float, args: argparse.Namespac
     }
 
 
+async def run_aiohttp(
+    url: str, token: str | None, seconds: float, args: argparse.Namespace
+) -> dict[str, Any]:
+    """The fallback load generator when wrk is missing: `connections` keep-alive clients."""
+    import aiohttp
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    latencies: list[float] = []
+    errors = {"status": 0, "other": 0}
+    max_requests = 2_000_000  # a bound besides the clock
+    connector = aiohttp.TCPConnector(limit=args.connections)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+        started = time.perf_counter()
+        deadline = started + seconds
+
+        async def client() -> None:
+            for _ in range(max_requests // args.connections):
+                if time.perf_counter() > deadline:
+                    return
+                sent = time.perf_counter()
+                try:
+                    async with session.get(url) as response:
+                        await response.read()
+                        if response.status >= 400:
+                            errors["status"] += 1
+                except aiohttp.ClientError:
+                    errors["other"] += 1
+                latencies.append(time.perf_counter() - sent)
+
+        await asyncio.gather(*(client() for _ in range(args.connections)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        if not latencies:
+            return 0.0
+        return round(latencies[min(len(latencies) - 1, int(len(latencies) * p / 100))] * 1e3, 2)
+
+    return {
+        "req_per_s": round(len(latencies) / elapsed),
+        "seconds": round(elapsed, 2),
+        "requests": len(latencies),
+        "errors": errors["status"] + errors["other"],
+        "non_2xx": errors["status"],
+        "p50_ms": pct(50),
+        "p90_ms": pct(90),
+        "p95_ms": pct(95),
+        "p99_ms": pct(99),
+        "max_ms": round(latencies[-1] * 1e3, 2) if latencies else 0.0,
+    }
+
+
+async def drive(
+    url: str, token: str | None, seconds: float, args: argparse.Namespace
+) -> dict[str, Any]:
+    if args.generator == "wrk":
+        return await asyncio.to_thread(run_wrk, url, token, seconds, args)
+    return await run_aiohttp(url, token, seconds, args)
+
+
 async def part_http(env: Env, args: argparse.Namespace) -> list[dict[str, Any]]:
-    if shutil.which("wrk") is None:
-        raise RuntimeError("wrk is not installed (apt-get install -y wrk)")
+    args.generator = "wrk" if shutil.which("wrk") and not args.aiohttp else "aiohttp"
+    if args.generator != "wrk":
+        progress("wrk not found (apt-get install -y wrk): falling back to an aiohttp client")
     migrator = Runtime(env.settings, [notes])
     try:
         await upgrade(migrator)
@@ -484,18 +611,16 @@ async def part_http(env: Env, args: argparse.Namespace) -> list[dict[str, Any]]:
         "NEXUS_PORT": str(port),
         "NEXUS_BENCH_ISSUER_KEY": str(key_file),
         "NEXUS_BENCH_WORKERS": str(args.http_workers),
+        "NEXUS_LOG_LEVEL": args.server_log_level,
     }
     log_path = env.tmp / "server.log"
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [PYTHON, str(HERE / "kernel_bus_app.py")],
-            env=server_env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = _spawn_server(server_env, log_path)
     try:
-        await _wait_up(base, proc, 60)
+        try:
+            await _wait_up(base, proc, 60)
+        except RuntimeError as exc:
+            tail = log_path.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{exc}; the server's log ends with:\n{tail}") from None
         route = f"{base}/api/v1/notes/ping"
         checks = {
             "with_token": await asyncio.to_thread(_get, route, token),
@@ -504,19 +629,33 @@ async def part_http(env: Env, args: argparse.Namespace) -> list[dict[str, Any]]:
         if checks != {"with_token": 200, "without_token": 401}:
             raise RuntimeError(f"the route does not answer as expected: {checks}")
         progress(f"{env.mode}: http warm-up")
-        await asyncio.to_thread(run_wrk, route, token, args.warmup, args)
+        await drive(route, token, args.warmup, args)
         results: dict[str, dict[str, Any]] = {}
         for name, url, tok in (("health", f"{base}/health", None), ("auth", route, token)):
-            progress(f"{env.mode}: wrk {url} for {args.seconds} s")
-            results[name] = await asyncio.to_thread(run_wrk, url, tok, args.seconds, args)
+            progress(f"{env.mode}: {args.generator} {url} for {args.seconds} s")
+            server_cpu, wrk_cpu = _group_cpu_s(proc.pid), _children_cpu_s()
+            result = await drive(url, tok, args.seconds, args)
+            server_cpu = _group_cpu_s(proc.pid) - server_cpu
+            wrk_cpu = _children_cpu_s() - wrk_cpu
+            result["server_cpu_us_per_req"] = round(server_cpu / max(result["requests"], 1) * 1e6)
+            result["server_cores_busy"] = round(server_cpu / result["seconds"], 2)
+            if args.generator == "wrk":
+                result["wrk_cores_busy"] = round(wrk_cpu / result["seconds"], 2)
+            result["loadavg_1m"] = _load()
+            results[name] = result
     finally:
         _stop_server(proc)
     common = {
         "benchmark": "kernel_bus",
         "mode": env.mode,
         "backend": env.backend,
-        "server": f"uvicorn, {args.http_workers} worker(s), access log on (INFO, JSON)",
-        "load": f"wrk -t{args.wrk_threads} -c{args.connections} -d{args.seconds}s",
+        "server": f"uvicorn, {args.http_workers} worker(s), log level {args.server_log_level}"
+        + (" (JSON access log on)" if args.server_log_level.upper() in {"DEBUG", "INFO"} else ""),
+        "load": (
+            f"wrk -t{args.wrk_threads} -c{args.connections} -d{_secs(args.seconds)}s"
+            if args.generator == "wrk"
+            else f"aiohttp, {args.connections} connections, {args.seconds} s (in the benchmark)"
+        ),
     }
     health, auth = results["health"], results["auth"]
     return [
@@ -559,11 +698,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=500, help="events per transaction")
     parser.add_argument("--seconds", type=float, default=10.0, help="each wrk run (s)")
     parser.add_argument("--warmup", type=float, default=2.0, help="wrk warm-up (s)")
-    parser.add_argument("--timeout", type=float, default=120.0, help="bound of each bus run (s)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="bound of each bus run (s)")
     parser.add_argument("--parts", default="e2e,backlog,http", help="e2e,backlog,http")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections")
     parser.add_argument("--wrk-threads", type=int, default=1)
+    parser.add_argument(
+        "--aiohttp", action="store_true", help="drive HTTP with aiohttp even if wrk is there"
+    )
     parser.add_argument("--http-workers", type=int, default=1, help="uvicorn workers")
+    parser.add_argument(
+        "--server-log-level", default="INFO", help="the server's log level (INFO: access log on)"
+    )
     args = parser.parse_args(argv)
     args.parts = {p.strip() for p in args.parts.split(",") if p.strip()}
     unknown = args.parts - {"e2e", "backlog", "http"}
