@@ -248,5 +248,11 @@ async def insert_ignore(session: AsyncSession, model: Any, rows: list[dict[str, 
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    result = await session.execute(dialect_insert(model).values(rows).on_conflict_do_nothing())
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    if len(rows) == 1:
+        result = await session.execute(dialect_insert(model).values(rows).on_conflict_do_nothing())
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    # many rows: one prepared statement executed for each (no giant parameter list to
+    # compile per call); the count is what the driver reports, -1 when it cannot tell
+    table = getattr(model, "__table__", model)
+    result = await session.execute(dialect_insert(table).on_conflict_do_nothing(), rows)
+    return int(result.rowcount if result.rowcount is not None else -1)  # type: ignore[attr-defined]

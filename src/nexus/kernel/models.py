@@ -29,7 +29,8 @@ class OutboxRow(KernelBase):
 
     seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(8))  # "event" | "job"
-    id: Mapped[str] = mapped_column(String(36), unique=True)
+    # the sentinel lets SQLAlchemy insert many rows in one statement on SQLite too
+    id: Mapped[str] = mapped_column(String(36), unique=True, insert_sentinel=True)
     type: Mapped[str] = mapped_column(String(200))  # event type, or job queue name
     source: Mapped[str] = mapped_column(String(100))
     org_id: Mapped[str | None] = mapped_column(String(36))

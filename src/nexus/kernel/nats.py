@@ -243,6 +243,9 @@ class NatsSource:
     async def ack_in(self, session: AsyncSession, delivery: Delivery) -> bool:
         return True
 
+    async def ack_all_in(self, session: AsyncSession, deliveries: list[Delivery]) -> bool:
+        return True  # acknowledged after commit; the inbox makes a redelivery a no-op
+
     async def ack(self, delivery: Delivery) -> None:
         await delivery.handle.ack()
 

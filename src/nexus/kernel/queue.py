@@ -42,6 +42,7 @@ class Source(Protocol):
 
     async def claim(self, limit: int, lease_s: float, wait_s: float) -> list[Delivery]: ...
     async def ack_in(self, session: AsyncSession, delivery: Delivery) -> bool: ...
+    async def ack_all_in(self, session: AsyncSession, deliveries: list[Delivery]) -> bool: ...
     async def ack(self, delivery: Delivery) -> None: ...
     async def complete(self, delivery: Delivery) -> bool: ...
     async def retry(self, delivery: Delivery, delay_s: float, error: str) -> None: ...
@@ -140,6 +141,9 @@ class Runner:
                 log.warning("claim failed", source=self.source.name, error=str(exc))
                 await self._sleep(1.0)
                 continue
+            if self._stopping.is_set():  # stopped while claiming: give them back
+                await self._release_all(deliveries)
+                break
             if not deliveries:
                 if not self.source.long_poll:
                     await self._sleep(await self._idle_for())
@@ -152,8 +156,12 @@ class Runner:
                 for delivery in deliveries:
                     await self._start(self._run_plain(delivery))
 
-    async def drain(self, timeout_s: float) -> None:
-        """After stop(): let in-flight work finish, then cancel and release what is left."""
+    async def drain(self, timeout_s: float, loop: asyncio.Task[None] | None = None) -> None:
+        """After stop(): wait for the claim loop to end (so it starts nothing more), let
+        in-flight work finish, then cancel and release what is left."""
+        if loop is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(loop), timeout=timeout_s)
         if self._inflight:
             _done, pending = await asyncio.wait(self._inflight, timeout=timeout_s)
             for task in pending:
@@ -226,8 +234,10 @@ class Runner:
                     session, self.spec.name, delivery.id
                 ):
                     await self.tx_handler(delivery, session)
-                if not await self.source.ack_in(session, delivery):
-                    raise LeaseLost(delivery.id)
+            # one acknowledgement for the batch; if any lease was lost, the whole batch is
+            # undone and retried one by one (the lost one then fails alone)
+            if not await self.source.ack_all_in(session, batch):
+                raise LeaseLost(",".join(d.id for d in batch))
 
     async def _run_plain(self, delivery: Delivery) -> None:
         assert self.handler is not None

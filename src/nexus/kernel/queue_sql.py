@@ -85,6 +85,18 @@ class SqlJobSource:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def ack_all_in(self, session: AsyncSession, deliveries: list[Delivery]) -> bool:
+        """Delete the batch's rows in one statement, only while we hold every lease."""
+        tokens = {d.handle for d in deliveries}
+        if len(tokens) != 1:  # not one claim: acknowledge one by one
+            return all([await self.ack_in(session, d) for d in deliveries])
+        result = await session.execute(
+            delete(JobRow)
+            .where(JobRow.lease_token == tokens.pop(), JobRow.id.in_([d.id for d in deliveries]))
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount or 0) == len(deliveries)  # type: ignore[attr-defined]
+
     async def ack(self, delivery: Delivery) -> None:
         return None
 

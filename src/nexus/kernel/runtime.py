@@ -138,6 +138,9 @@ class Runtime:
         self.runners: dict[str, Runner] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._worker_tasks: list[asyncio.Task[None]] = []
+        self._runner_loops: dict[str, asyncio.Task[None]] = {}
+        self._urls: dict[str, str] = {}
+        self._consumers_of: dict[str, list[_Target]] = {}
         self.started = False
         self.state: dict[str, Any] = {}  # per-process objects services keep (key caches, ...)
 
@@ -147,7 +150,10 @@ class Runtime:
         return "nats" if self.nats else "memory"
 
     def database_url(self, service: str) -> str:
-        return self.settings.database_url_for(service)
+        url = self._urls.get(service)
+        if url is None:
+            url = self._urls[service] = self.settings.database_url_for(service)
+        return url
 
     def db(self, service: str) -> Database:
         return self.databases.get(self.database_url(service))
@@ -158,6 +164,12 @@ class Runtime:
         return [self.databases.get(url) for url in sorted(urls)]
 
     def consumers_of(self, event_type: str) -> list[_Target]:
+        targets = self._consumers_of.get(event_type)
+        if targets is None:
+            targets = self._consumers_of[event_type] = self._find_consumers(event_type)
+        return targets
+
+    def _find_consumers(self, event_type: str) -> list[_Target]:
         return [
             _Target(service, consumer)
             for service in self.services
@@ -245,7 +257,9 @@ class Runtime:
 
     def _add_runner(self, queue: str, runner: Runner) -> None:
         self.runners[queue] = runner
-        self._tasks.append(asyncio.create_task(runner.run(), name=f"runner:{queue}"))
+        task = asyncio.create_task(runner.run(), name=f"runner:{queue}")
+        self._runner_loops[queue] = task
+        self._tasks.append(task)
 
     async def stop(self) -> None:
         if not self.started:
@@ -257,7 +271,11 @@ class Runtime:
         for task in self._worker_tasks:
             task.cancel()
         await asyncio.gather(
-            *(runner.drain(timeout) for runner in self.runners.values()), return_exceptions=True
+            *(
+                runner.drain(timeout, self._runner_loops.get(q))
+                for q, runner in self.runners.items()
+            ),
+            return_exceptions=True,
         )
         await asyncio.gather(*self._worker_tasks, return_exceptions=True)
         for relay in self.relays:
