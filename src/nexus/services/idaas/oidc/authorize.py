@@ -35,7 +35,7 @@ from nexus.kernel.errors import Problem, RateLimited
 from nexus.kernel.ratelimit import client_ip, enforce
 from nexus.services.idaas import audit, mfa
 from nexus.services.idaas.deps import Idaas
-from nexus.services.idaas.login import MfaRequired, password_login
+from nexus.services.idaas.login import MfaRequired, check_password, password_login
 from nexus.services.idaas.models import AuthorizationCode, OAuthClient, Org, Session, User
 from nexus.services.idaas.oidc import scopes
 from nexus.services.idaas.oidc.browser import Browser, seal_json, unseal_json
@@ -493,13 +493,21 @@ async def login_step(flow: Flow, form: Mapping[str, Any]) -> Response:
             org=org_given,
             status=401,
         )
+    matched = await check_password(
+        flow.idaas.db,
+        flow.idaas.idaas,
+        email=email,
+        password=password,
+        org=flow.client.org_id,
+        origin=flow.origin,
+    )
     async with flow.idaas.db.transaction() as session:
         outcome = await password_login(
             session,
             flow.idaas.issuer,
             flow.idaas.idaas,
             email=email,
-            password=password,
+            matched_ids=matched,
             org=flow.client.org_id,  # only users of the client's org can sign in here
             origin=flow.origin,
         )

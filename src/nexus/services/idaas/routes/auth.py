@@ -12,7 +12,7 @@ from nexus.kernel.errors import Problem
 from nexus.kernel.ratelimit import client_ip, enforce
 from nexus.services.idaas import audit, mfa
 from nexus.services.idaas.deps import Idaas, get_idaas, origin
-from nexus.services.idaas.login import MfaRequired, password_login
+from nexus.services.idaas.login import MfaRequired, check_password, password_login
 from nexus.services.idaas.models import Session
 from nexus.services.idaas.schemas import LoginIn, MfaRequiredOut, MfaVerifyIn, RefreshIn, TokensOut
 from nexus.services.idaas.tokens import TokenPair
@@ -48,15 +48,19 @@ async def login(
     body: LoginIn, request: Request, idaas: Idaas = Depends(get_idaas)
 ) -> dict[str, Any]:
     """Returns tokens, or `mfa_required` with an `mfa_token` for `/auth/mfa/verify`."""
+    where = origin(request)
+    matched = await check_password(
+        idaas.db, idaas.idaas, email=body.email, password=body.password, org=body.org, origin=where
+    )
     async with idaas.db.transaction() as session:
         outcome = await password_login(
             session,
             idaas.issuer,
             idaas.idaas,
             email=body.email,
-            password=body.password,
+            matched_ids=matched,
             org=body.org,
-            origin=origin(request),
+            origin=where,
         )
     return _answer(outcome)
 
