@@ -133,6 +133,7 @@ async def test_scheduled_message_waits_and_can_be_canceled(vas: VasEnv) -> None:
 
 
 async def test_message_past_its_validity_expires(vas: VasEnv) -> None:
+    vas.runtime.state["vas"].settings.max_attempts = 100  # expiry, not exhaustion, ends it
     await vas.add_provider(options={"fail_rate": 1.0})  # every attempt fails: retries back off
     response = await vas.send(channel="sms", to="+14155550123", body="too late", ttl_s=1)
     final = await vas.wait_final(response.json()["id"])
