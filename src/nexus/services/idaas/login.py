@@ -226,7 +226,19 @@ async def password_login(
             actor_type="user",
         )
         return MfaRequired(mfa_token, [*sorted(set(factors)), "recovery_code"])
-    pair = await issuer.start_session(session, user, origin=origin, mfa=False)
+    return await signed_in(session, issuer, user, origin, mfa=None)
+
+
+async def signed_in(
+    session: AsyncSession,
+    issuer: TokenIssuer,
+    user: User,
+    origin: audit.Origin,
+    *,
+    mfa: str | None,
+) -> TokenPair:
+    """The end of every successful login: a session with its tokens, audited."""
+    pair = await issuer.start_session(session, user, origin=origin, mfa=mfa is not None)
     audit.record(
         session,
         "auth.login.succeeded",
@@ -236,5 +248,6 @@ async def password_login(
         actor_type="user",
         target_type="session",
         target_id=pair.session_id,
+        **({"mfa": mfa} if mfa else {}),
     )
     return pair

@@ -15,7 +15,7 @@ from nexus.kernel.crypto import seal, token_hash, unseal
 from nexus.kernel.db import utcnow
 from nexus.kernel.errors import Conflict, Problem, RateLimited, Unauthorized
 from nexus.services.idaas import audit
-from nexus.services.idaas.login import Throttle, account_key, address_key
+from nexus.services.idaas.login import Throttle, account_key, address_key, signed_in
 from nexus.services.idaas.models import MfaChallenge, MfaFactor, Org, RecoveryCode, User
 from nexus.services.idaas.settings import IdaasSettings
 from nexus.services.idaas.tokens import TokenIssuer, TokenPair
@@ -203,16 +203,4 @@ async def verify_challenge(
             f"The code is not right ({left} tries left).", slug="invalid-code", headers={}
         )
     challenge.used_at = now
-    pair = await issuer.start_session(session, user, origin=origin, mfa=True)
-    audit.record(
-        session,
-        "auth.login.succeeded",
-        org_id=user.org_id,
-        origin=origin,
-        actor_id=user.id,
-        actor_type="user",
-        target_type="session",
-        target_id=pair.session_id,
-        mfa=method,
-    )
-    return pair
+    return await signed_in(session, issuer, user, origin, mfa=method)
