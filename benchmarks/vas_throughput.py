@@ -47,6 +47,15 @@ Parts (figures), each in its own org(s) so their messages are counted apart:
 - scale (services only): the e2e run at a saturating rate with one worker process,
   then with two: delivered msg/s each and the ratio.
 
+Also in each record: CPU cores busy per process (Nexus, fakes, this client, wrk), the
+share of time Nexus threads waited for a CPU (/proc schedstat: other load on the
+machine), CPU pressure (PSI), Nexus CPU ms per finished message (load and drain), and
+the per-part peak RSS. Before each part the previous one's work (outbox, jobs, events)
+is let finish. Accept figures are taken with the workers running, as in production.
+`done_at` is the provider's delivery time where it reports one (Infobip's `doneAt`).
+`--profile DIR` records py-spy profiles (`--gil`, raw/collapsed stacks) of every Nexus
+process during the single-send and e2e parts.
+
 Each figure is one JSON object per line on stdout, then a summary per mode against the
 targets; progress goes to stderr. Every loop is bounded in count and time.
 """

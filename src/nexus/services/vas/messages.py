@@ -21,6 +21,7 @@ from nexus.kernel.errors import Problem
 from nexus.kernel.events import enqueue
 from nexus.kernel.ids import new_id
 from nexus.services.vas import encoding, lifecycle
+from nexus.services.vas.accounts import Route
 from nexus.services.vas.addresses import CHANNELS, InvalidAddress, normalize
 from nexus.services.vas.models import Consent, Message
 from nexus.services.vas.settings import MAX_BODY
@@ -119,12 +120,15 @@ async def store(
     org_id: str,
     prepared: Prepared,
     *,
+    routes: list[Route],
     idempotency_key: str | None = None,
 ) -> Message:
-    """Store one prepared message (queued with its job, or rejected) in `session`."""
+    """Store one prepared message (queued with its job, or rejected) in `session`.
+
+    `routes` are the org's providers for the channel, looked up by the caller *before*
+    its transaction: a lookup inside it would hold a second pooled connection."""
     request = prepared.request
     now = utcnow()
-    routes = await vas.accounts.routes(org_id, request.channel)
     cost = None
     if routes:
         cost = min(r.candidate.cost_per_unit for r in routes) * prepared.segments

@@ -54,9 +54,9 @@ async def _account(
 async def _handle(
     request: Request, vas: Vas, account_id: str, channel: str, provider_type: str | None = None
 ) -> Response:
+    hook = await _webhook_request(request, vas)  # the body first: the provider is waiting
     account = await _account(vas, account_id, provider_type, channel)
     adapter = vas.accounts.adapter(account)
-    hook = await _webhook_request(request, vas)
     if not adapter.verify_webhook(hook):
         log.warning(
             "webhook refused: bad signature",

@@ -85,9 +85,12 @@ async def _send_one(
         if existing is not None:
             response.headers["Idempotent-Replayed"] = "true"
             return _out(existing)
+    routes = await vas.accounts.routes(principal.org_id, request.channel)
     try:
         async with vas.db.transaction(org_id=principal.org_id) as session:
-            message = await store(vas, session, principal.org_id, prepared, idempotency_key=key)
+            message = await store(
+                vas, session, principal.org_id, prepared, routes=routes, idempotency_key=key
+            )
     except IntegrityError:  # the same key, concurrently
         async with vas.db.read() as session:
             existing = await by_idempotency_key(session, principal.org_id, key or "")
@@ -123,12 +126,21 @@ async def _send_bulk(
                     )
                 )
                 existing = {m.idempotency_key: m for m in rows if m.idempotency_key}
+        routes = {
+            channel: await vas.accounts.routes(principal.org_id, channel)
+            for channel in {p.request.channel for _, p in ready}
+        }
         async with vas.db.transaction(org_id=principal.org_id) as session:
             for index, prepared in ready:
                 message = existing.get(keys[index] or "")
                 if message is None:
                     message = await store(
-                        vas, session, principal.org_id, prepared, idempotency_key=keys[index]
+                        vas,
+                        session,
+                        principal.org_id,
+                        prepared,
+                        routes=routes[prepared.request.channel],
+                        idempotency_key=keys[index],
                     )
                 results.append(
                     BulkResult(
