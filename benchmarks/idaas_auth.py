@@ -45,10 +45,8 @@ import base64
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -62,6 +60,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _common import drop_services, free_port, wrk
 from joserfc.jwk import KeySet
 from sqlalchemy import select
 
@@ -198,30 +197,13 @@ async def environment(mode: str) -> AsyncIterator[Env]:
         yield Env(mode, settings, tmp, env_vars)
     finally:
         if mode == "services":
-            await _cleanup_services(settings, database)
+            await drop_services(
+                namespace=settings.bus_namespace,
+                database=database,
+                nats_url=NATS_URL,
+                pg_admin=PG_ADMIN,
+            )
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-async def _cleanup_services(settings: Settings, database: str | None) -> None:
-    import asyncpg
-
-    from nexus.kernel.nats import NatsBackend
-
-    backend = NatsBackend(NATS_URL, settings.bus_namespace)
-    try:
-        await backend.connect()
-        await backend.delete_streams()
-    except Exception as exc:
-        progress(f"could not delete streams of {settings.bus_namespace}: {exc}")
-    finally:
-        with contextlib.suppress(Exception):
-            await backend.close()
-    if database:
-        conn = await asyncpg.connect(PG_ADMIN)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        finally:
-            await conn.close()
 
 
 async def prepare(env: Env) -> dict[str, str]:
@@ -391,12 +373,6 @@ end
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def http(
     method: str,
     url: str,
@@ -466,40 +442,16 @@ def run_wrk(
     threads: int,
     extra_env: dict[str, str],
 ) -> dict[str, Any]:
-    env = {**os.environ, **extra_env}
-    cmd = [
-        "wrk",
-        f"-t{threads}",
-        f"-c{connections}",
-        f"-d{max(1, round(seconds))}s",
-        "--timeout",
-        "10s",
-        "-s",
-        str(script),
+    result = wrk(
         url,
-    ]
-    done = subprocess.run(
-        cmd, env=env, capture_output=True, text=True, timeout=seconds + 60, check=False
+        script,
+        threads=threads,
+        connections=connections,
+        seconds=seconds,
+        env={**os.environ, **extra_env},
+        timeout_s=10,
     )
-    match = re.search(r"^BENCH_JSON (\{.*\})$", done.stdout, re.MULTILINE)
-    if done.returncode != 0 or match is None:
-        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout} {done.stderr}")
-    raw = json.loads(match.group(1))
-    errors = sum(
-        raw[k]
-        for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
-    )
-    return {
-        "per_s": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
-        "requests": raw["requests"],
-        "errors": errors,
-        "non_2xx": raw["status_errors"],
-        "p50_ms": round(raw["p50_us"] / 1000, 2),
-        "p90_ms": round(raw["p90_us"] / 1000, 2),
-        "p95_ms": round(raw["p95_us"] / 1000, 2),
-        "p99_ms": round(raw["p99_us"] / 1000, 2),
-        "max_ms": round(raw["max_us"] / 1000, 2),
-    }
+    return {"per_s": result.pop("req_per_s"), **result}
 
 
 @dataclass
@@ -544,7 +496,7 @@ async def idle_cpu_percent(pgid: int, seconds: float = 3.0) -> float | None:
 @contextlib.asynccontextmanager
 async def server(env: Env, args: argparse.Namespace) -> AsyncIterator[Server]:
     ids = await prepare(env)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     server_env = {
         **os.environ,

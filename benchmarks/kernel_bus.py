@@ -38,11 +38,9 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -55,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _common import drop_services, free_port, wrk
 from sqlalchemy import func, select
 
 from nexus.kernel.config import Settings
@@ -170,30 +169,13 @@ async def environment(mode: str) -> AsyncIterator[Env]:
         yield env
     finally:
         if mode == "services":
-            await _cleanup_services(settings, database)
+            await drop_services(
+                namespace=settings.bus_namespace,
+                database=database,
+                nats_url=NATS_URL,
+                pg_admin=PG_ADMIN,
+            )
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-async def _cleanup_services(settings: Settings, database: str | None) -> None:
-    import asyncpg
-
-    from nexus.kernel.nats import NatsBackend
-
-    backend = NatsBackend(NATS_URL, settings.bus_namespace)
-    try:
-        await backend.connect()
-        await backend.delete_streams()
-    except Exception as exc:
-        progress(f"could not delete streams of {settings.bus_namespace}: {exc}")
-    finally:
-        with contextlib.suppress(Exception):
-            await backend.close()
-    if database:
-        conn = await asyncpg.connect(PG_ADMIN)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        finally:
-            await conn.close()
 
 
 # -- the bus ------------------------------------------------------------------------------
@@ -410,12 +392,6 @@ end
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _get(url: str, token: str | None = None) -> int:
     request = urllib.request.Request(url)
     if token:
@@ -488,42 +464,14 @@ def _secs(seconds: float) -> int:
 def run_wrk(
     url: str, token: str | None, seconds: float, args: argparse.Namespace
 ) -> dict[str, Any]:
-    script = Path(args.wrk_script)
-    env = {**os.environ, "BENCH_TOKEN": token or ""}
-    cmd = [
-        "wrk",
-        f"-t{args.wrk_threads}",
-        f"-c{args.connections}",
-        f"-d{_secs(seconds)}s",
-        "--timeout",
-        "5s",
-        "-s",
-        str(script),
+    return wrk(
         url,
-    ]
-    done = subprocess.run(
-        cmd, env=env, capture_output=True, text=True, timeout=seconds + 60, check=False
+        Path(args.wrk_script),
+        threads=args.wrk_threads,
+        connections=args.connections,
+        seconds=seconds,
+        env={**os.environ, "BENCH_TOKEN": token or ""},
     )
-    match = re.search(r"^BENCH_JSON (\{.*\})$", done.stdout, re.MULTILINE)
-    if done.returncode != 0 or match is None:
-        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout} {done.stderr}")
-    raw = json.loads(match.group(1))
-    errors = sum(
-        raw[k]
-        for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
-    )
-    return {
-        "req_per_s": round(raw["requests"] / (raw["duration_us"] / 1e6)),
-        "seconds": round(raw["duration_us"] / 1e6, 2),
-        "requests": raw["requests"],
-        "errors": errors,
-        "non_2xx": raw["status_errors"],
-        "p50_ms": round(raw["p50_us"] / 1000, 2),
-        "p90_ms": round(raw["p90_us"] / 1000, 2),
-        "p95_ms": round(raw["p95_us"] / 1000, 2),
-        "p99_ms": round(raw["p99_us"] / 1000, 2),
-        "max_ms": round(raw["max_us"] / 1000, 2),
-    }
 
 
 async def run_aiohttp(
@@ -603,7 +551,7 @@ async def part_http(env: Env, args: argparse.Namespace) -> list[dict[str, Any]]:
     wrk_script = env.tmp / "bench.lua"
     wrk_script.write_text(WRK_SCRIPT)
     args.wrk_script = str(wrk_script)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     server_env = {
         **os.environ,

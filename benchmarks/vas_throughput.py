@@ -86,6 +86,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from _common import drop_services, free_port, wrk
 
 from nexus.kernel.config import Settings
 from nexus.kernel.migrate import upgrade
@@ -479,42 +480,11 @@ def run_wrk(
     url: str, token: str, base: int, seconds: int, connections: int, script: Path
 ) -> dict[str, Any]:
     env = {**os.environ, "BENCH_TOKEN": token, "BENCH_TO_BASE": str(base)}
-    cmd = [
-        "wrk",
-        f"-t{WRK_THREADS}",
-        f"-c{connections}",
-        f"-d{seconds}s",
-        "--timeout",
-        "5s",
-        "-s",
-        str(script),
-        url,
-    ]
-    done = subprocess.run(
-        cmd, env=env, capture_output=True, text=True, timeout=seconds + 60, check=False
+    result = wrk(
+        url, script, threads=WRK_THREADS, connections=connections, seconds=seconds, env=env
     )
-    match = re.search(r"^BENCH_JSON (\{.*\})$", done.stdout, re.MULTILINE)
-    if done.returncode != 0 or match is None:
-        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout} {done.stderr}")
-    raw = json.loads(match.group(1))
-    errors = sum(
-        raw[k]
-        for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
-    )
-    seconds_run = raw["duration_us"] / 1e6
-    return {
-        "requests": raw["requests"],
-        "seconds": round(seconds_run, 2),
-        "req_per_s": round(raw["requests"] / seconds_run),
-        "errors": errors,
-        "non_2xx": raw["status_errors"],
-        "timeouts": raw["timeouts"],
-        "p50_ms": round(raw["p50_us"] / 1000, 2),
-        "p90_ms": round(raw["p90_us"] / 1000, 2),
-        "p95_ms": round(raw["p95_us"] / 1000, 2),
-        "p99_ms": round(raw["p99_us"] / 1000, 2),
-        "max_ms": round(raw["max_us"] / 1000, 2),
-    }
+    result["req_per_s"] = round(result["req_per_s"])
+    return result
 
 
 # -- the bench of one mode ----------------------------------------------------------------
@@ -642,7 +612,7 @@ class Bench:
         ):
             await self.start_fake(name, provider, extra)
 
-        self.port = _free_port()
+        self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {
             **os.environ,
@@ -741,29 +711,12 @@ class Bench:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
     async def _cleanup_services(self) -> None:
-        import asyncpg
-
-        from nexus.kernel.nats import NatsBackend
-
-        if self.namespace:
-            backend = NatsBackend(NATS_URL, self.namespace)
-            try:
-                await backend.connect()
-                await backend.delete_streams()
-            except Exception as exc:
-                progress(f"could not delete the streams of {self.namespace}: {exc}")
-            finally:
-                with contextlib.suppress(Exception):
-                    await backend.close()
-        if self.pg_database:
-            try:
-                conn = await asyncpg.connect(PG_ADMIN)
-                try:
-                    await conn.execute(f'DROP DATABASE IF EXISTS "{self.pg_database}" WITH (FORCE)')
-                finally:
-                    await conn.close()
-            except Exception as exc:
-                progress(f"could not drop {self.pg_database}: {exc}")
+        await drop_services(
+            namespace=self.namespace,
+            database=self.pg_database,
+            nats_url=NATS_URL,
+            pg_admin=PG_ADMIN,
+        )
 
     def nexus_pids(self) -> dict[str, int]:
         return dict(self.sampler.pids)
@@ -943,14 +896,6 @@ class Bench:
         }
         result["_rows"] = rows
         return result
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def drain_rate(rows: list[dict[str, Any]], since: float) -> float | None:
