@@ -73,3 +73,18 @@ async def test_sqlite_runs_in_wal_mode(make_runtime: RuntimeFactory) -> None:
     async with db.read() as session:
         assert (await session.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
         assert int((await session.execute(text("PRAGMA busy_timeout"))).scalar() or 0) >= 5000
+
+
+async def test_processes_migrating_together_do_not_collide(settings) -> None:  # type: ignore[no-untyped-def]
+    """An API and a worker starting together on a new database both migrate it."""
+    import asyncio
+
+    from nexus.kernel.migrate import upgrade
+    from nexus.kernel.runtime import Runtime
+
+    runtimes = [Runtime(settings, [notes]) for _ in range(4)]  # an engine (a pool) each
+    try:
+        await asyncio.gather(*(upgrade(runtime) for runtime in runtimes))
+    finally:
+        for runtime in runtimes:
+            await runtime.databases.dispose()

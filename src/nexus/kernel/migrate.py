@@ -7,13 +7,16 @@ runs this, and so does start-up.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from nexus.kernel.db import Database
 from nexus.kernel.models import KernelBase
@@ -43,8 +46,22 @@ def _targets(services: list[Service]) -> list[tuple[str, str, MetaData]]:
     return out
 
 
-async def _run(db: Database, cfg: Config, fn: Any, *args: Any) -> None:
+# Processes that start together (an API and a worker) migrate one at a time: the
+# second finds the first's tables instead of failing to create them again.
+_MIGRATION_LOCK = 0x4E58_5553  # "NXUS"
+
+
+@asynccontextmanager
+async def _schema_change(db: Database) -> AsyncIterator[AsyncConnection]:
+    """A transaction that changes the schema, one process at a time."""
     async with db.engine.begin() as conn:
+        if not db.is_sqlite:  # SQLite: BEGIN IMMEDIATE already serializes writers
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        yield conn
+
+
+async def _run(db: Database, cfg: Config, fn: Any, *args: Any) -> None:
+    async with _schema_change(db) as conn:
 
         def go(sync_conn: Any) -> None:
             cfg.attributes["connection"] = sync_conn
@@ -67,7 +84,7 @@ async def upgrade(runtime: Runtime, revision: str = "heads") -> list[str]:
         if service.metadata is not None and not service.migrations:
             # A service without migrations (a prototype or a plugin): create what is missing.
             db = runtime.db(service.name)
-            async with db.engine.begin() as conn:
+            async with _schema_change(db) as conn:
                 await conn.run_sync(service.metadata.create_all)
             done.append(f"{service.name} @ {_where(db)} (create_all)")
     return done
