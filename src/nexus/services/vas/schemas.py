@@ -261,3 +261,35 @@ class ConsentOut(BaseModel):
     source: str
     keyword: str | None
     updated_at: dt.datetime
+
+
+class PreviewIn(BaseModel):
+    """A message being written: what it would cost, before it is sent."""
+
+    channel: Channel = "sms"
+    to: str | None = Field(None, max_length=320)
+    body: str = Field("", max_length=100_000)
+    region: str | None = Field(None, pattern=r"^[A-Z]{2}$")
+
+
+class PreviewProblem(BaseModel):
+    field: str
+    message: str
+
+
+class PreviewOut(BaseModel):
+    channel: str
+    to: str | None = Field(None, description="The recipient, normalized (E.164 for phones).")
+    characters: int
+    encoding: str | None = Field(None, description="GSM-7 or UCS-2 (SMS only).")
+    units: int | None = Field(None, description="Septets or UTF-16 units (SMS only).")
+    segments: int
+    per_segment: int | None = None
+    remaining: int | None = Field(None, description="Units left in the last segment.")
+    max_body: int
+    estimated_cost: Decimal | None = Field(None, description="Cheapest route times segments.")
+    currency: str | None = None
+    providers: int = Field(description="Enabled providers for the channel.")
+    problems: list[PreviewProblem] = Field(
+        default_factory=list, description="What would stop the send, in plain words."
+    )

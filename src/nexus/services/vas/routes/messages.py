@@ -12,7 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from nexus.kernel.auth import Principal, require
 from nexus.kernel.errors import BadRequest, Conflict, NotFound, Problem
 from nexus.kernel.pagination import Page, page_of, paginate
-from nexus.services.vas import dispatch
+from nexus.services.vas import dispatch, encoding
+from nexus.services.vas.addresses import InvalidAddress, normalize
 from nexus.services.vas.messages import SendRequest, by_idempotency_key, prepare, store
 from nexus.services.vas.models import Message, MessageEvent
 from nexus.services.vas.schemas import (
@@ -25,9 +26,13 @@ from nexus.services.vas.schemas import (
     LocationSendIn,
     MediaSendIn,
     MessageOut,
+    PreviewIn,
+    PreviewOut,
+    PreviewProblem,
     SendIn,
     TemplateSendIn,
 )
+from nexus.services.vas.settings import MAX_BODY
 from nexus.services.vas.state import Vas, vas_of
 
 router = APIRouter(tags=["messages"])
@@ -192,6 +197,53 @@ async def send_bulk(
     vas: Vas = Depends(get_vas),
 ) -> BulkOut:
     return await _send_bulk(vas, principal, [_request(m, m.channel) for m in body.messages], key)
+
+
+@router.post(
+    "/messages/preview",
+    response_model=PreviewOut,
+    summary="Encoding, segments and cost of a message being written (nothing is sent)",
+)
+async def preview(
+    body: PreviewIn,
+    principal: Principal = require("vas:message:send"),
+    vas: Vas = Depends(get_vas),
+) -> PreviewOut:
+    """For a compose form's live preview: problems come back in the answer, not as 4xx."""
+    problems: list[PreviewProblem] = []
+    to = None
+    if body.to and body.to.strip():
+        region = body.region or (await vas.org(principal.org_id)).default_region
+        try:
+            to = normalize(body.channel, body.to, region)
+        except InvalidAddress as exc:
+            problems.append(PreviewProblem(field="to", message=str(exc)))
+    text = body.body
+    limit = MAX_BODY[body.channel]
+    if len(text) > limit:
+        problems.append(
+            PreviewProblem(
+                field="body", message=f"{len(text)} characters; {body.channel} allows {limit}."
+            )
+        )
+    out = PreviewOut(
+        channel=body.channel, to=to, characters=len(text), segments=1, max_body=limit, providers=0
+    )
+    if body.channel == "sms" and text:
+        info = encoding.analyze(text)
+        out.encoding, out.units, out.segments = info.encoding, info.units, info.segments
+        out.per_segment, out.remaining = info.per_segment, info.remaining
+    routes = await vas.accounts.routes(principal.org_id, body.channel)
+    out.providers = len(routes)
+    if routes:
+        out.estimated_cost = min(r.candidate.cost_per_unit for r in routes) * out.segments
+        out.currency = routes[0].account.currency
+    else:
+        problems.append(
+            PreviewProblem(field="channel", message=f"No {body.channel} provider is enabled.")
+        )
+    out.problems = problems
+    return out
 
 
 @router.get("/messages", response_model=Page[MessageOut], summary="The message log")
