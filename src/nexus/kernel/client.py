@@ -28,7 +28,11 @@ class ServiceClient:
         base_url: str | None = None,
         headers: dict[str, str] | None = None,
         timeout_s: float = 10.0,
+        client_addr: tuple[str, int] | None = None,
     ) -> None:
+        """`client_addr` is the address the in-process callee sees as the client (a front
+        end passes its own caller's, so per-address throttles and audit records see the
+        browser, not the loopback)."""
         if app is None and base_url is None:
             raise Unavailable(
                 f"The {service} service does not run in this process and "
@@ -36,7 +40,9 @@ class ServiceClient:
             )
         self.service = service
         self.local = app is not None
-        transport = httpx.ASGITransport(app=app) if app is not None else None
+        transport = None
+        if app is not None:
+            transport = httpx.ASGITransport(app=app, client=client_addr or ("127.0.0.1", 123))
         self._client = httpx.AsyncClient(
             transport=transport,
             base_url=(base_url or "http://in-process").rstrip("/") + API_PREFIX,
