@@ -9,15 +9,16 @@ size limit, records Prometheus metrics and writes one masked JSON access-log lin
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import nexus
@@ -30,6 +31,7 @@ from nexus.kernel.runtime import Runtime
 from nexus.kernel.service import Service, load_services
 
 access_log = structlog.get_logger("nexus.access")
+F = TypeVar("F", bound=Callable[..., Any])
 API_PREFIX = "/api/v1"
 
 
@@ -37,11 +39,23 @@ class RequestContextMiddleware:
     """Request id, body size limit, metrics and the access log, as plain ASGI."""
 
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, routes: dict[int, tuple[str, str]]
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        routes: dict[int, tuple[str, str]],
+        large: list[tuple[Any, int]] | None = None,
     ) -> None:
         self.app = app
-        self.max_body = max_body_bytes
+        self.default_max_body = max_body_bytes
         self.routes = routes  # id(endpoint) -> (service, full path template)
+        self.large = large or []  # (path regex, limit) of routes marked with large_body()
+
+    def _max_body(self, path: str) -> int:
+        for pattern, limit in self.large:
+            if pattern.match(path):
+                return limit
+        return self.default_max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,9 +68,10 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
+        max_body = self._max_body(scope.get("path", ""))
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            await self._too_large(scope, receive, send, request_id)
+        if declared is not None and declared.isdigit() and int(declared) > max_body:
+            await self._too_large(scope, receive, send, request_id, max_body)
             self._record(scope, 413, started)
             return
 
@@ -71,13 +86,13 @@ class RequestContextMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body:
+                if received > max_body:
                     # Answer 413 now; the app sees a disconnected client and its own
                     # answer, if any, is dropped.
                     too_large = True
                     if not response_started:
                         status = 413
-                        await self._too_large(scope, receive, send, request_id)
+                        await self._too_large(scope, receive, send, request_id, max_body)
                     return {"type": "http.disconnect"}
             return message
 
@@ -102,10 +117,12 @@ class RequestContextMiddleware:
             metrics.HTTP_INFLIGHT.dec()
             self._record(scope, status, started)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+    async def _too_large(
+        self, scope: Scope, receive: Receive, send: Send, request_id: str, max_body: int
+    ) -> None:
         response = problem_response(
             413,
-            f"The body is larger than the limit of {self.max_body} bytes.",
+            f"The body is larger than the limit of {max_body} bytes.",
             instance=scope.get("path"),
             headers={"x-request-id": request_id, "connection": "close"},
         )
@@ -148,6 +165,17 @@ def _endpoints(router: APIRouter, prefix: str) -> list[tuple[Any, str]]:
         elif getattr(route, "endpoint", None) is not None:
             found.append((route.endpoint, prefix + getattr(route, "path", "")))  # type: ignore[attr-defined]
     return found
+
+
+def large_body(max_bytes: int) -> Callable[[F], F]:
+    """Mark a route that accepts bodies up to `max_bytes` instead of `NEXUS_MAX_BODY_BYTES`
+    (file uploads, which the route must stream rather than read whole)."""
+
+    def mark(endpoint: F) -> F:
+        endpoint.max_body_bytes = max_bytes  # type: ignore[attr-defined]
+        return endpoint
+
+    return mark
 
 
 def kernel_router() -> APIRouter:
@@ -212,6 +240,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(kernel_router())
     routes: dict[int, tuple[str, str]] = {}
+    large: list[tuple[Any, int]] = []
     for service in runtime.services:
         for router, prefix in ((service.router, API_PREFIX), (service.public_router, "")):
             if router is None:
@@ -219,6 +248,9 @@ def create_app(
             app.include_router(router, prefix=prefix)
             for endpoint, path in _endpoints(router, prefix):
                 routes[id(endpoint)] = (service.name, path)
+                limit = getattr(endpoint, "max_body_bytes", None)
+                if limit is not None:
+                    large.append((compile_path(path)[0], int(limit)))
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -232,6 +264,7 @@ def create_app(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
         routes=routes,
+        large=large,
     )
     return app
 
