@@ -22,6 +22,9 @@ from nexus.services.vas.routes import providers as provider_routes
 from nexus.services.vas.routes import webhooks as webhook_routes
 from nexus.services.vas.settings import get_vas_settings
 from nexus.services.vas.state import Vas
+from nexus.services.vas.twilio_api import callbacks as twilio_callbacks
+from nexus.services.vas.twilio_api import management as twilio_management
+from nexus.services.vas.twilio_api import routes as twilio_routes
 
 PERMISSIONS = {
     "vas:message:send": "Send and cancel messages.",
@@ -31,11 +34,15 @@ PERMISSIONS = {
     "vas:webhook:manage": "Manage webhooks for message events and see their deliveries.",
     "vas:consent:read": "See opt-out state.",
     "vas:consent:manage": "Opt addresses out or back in.",
+    "vas:twilio_credential:manage": "Create and revoke Twilio-style accounts and API keys.",
 }
 
 router = APIRouter()
 for module in (message_routes, provider_routes, inbound_routes, webhook_routes, settings_routes):
     router.include_router(module.router)
+router.include_router(twilio_management.router)
+public_router = APIRouter()
+public_router.include_router(twilio_routes.router)  # /2010-04-01/...: the Twilio-compatible API
 
 
 async def _start(runtime: Runtime) -> None:
@@ -86,6 +93,7 @@ _settings = get_vas_settings()
 service = Service(
     name="vas",
     router=router,
+    public_router=public_router,
     metadata=Base.metadata,
     migrations="nexus.services.vas.migrations",
     permissions=PERMISSIONS,
@@ -117,9 +125,19 @@ service = Service(
             backoff_base_s=1.0,
             backoff_max_s=3600,
         ),
+        JobHandler(
+            twilio_callbacks.QUEUE,
+            twilio_callbacks.deliver,
+            transactional=False,
+            concurrency=16,
+            max_attempts=10,
+            backoff_base_s=1.0,
+            backoff_max_s=3600,
+        ),
     ],
     consumers=[
         Consumer("webhooks", ("nexus.vas.message.*",), webhooks_out.on_message_event),
+        Consumer("twilio_callbacks", ("nexus.vas.message.*",), twilio_callbacks.on_message_event),
         Consumer("sandbox_for_new_orgs", ("nexus.idaas.org.created",), _on_org_created),
     ],
     workers=[health_loop],

@@ -49,6 +49,8 @@ def upgrade() -> None:
         sa.Column("message_id", sa.String(length=36), nullable=False),
         sa.Column("org_id", sa.String(length=36), nullable=False),
         sa.Column("account_sid", sa.String(length=34), nullable=False),
+        sa.Column("sender", sa.String(length=320), nullable=True),
+        sa.Column("messaging_service_sid", sa.String(length=34), nullable=True),
         sa.Column("status_callback", sa.String(length=2000), nullable=True),
         sa.Column("created_at", nexus.kernel.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("message_id"),
