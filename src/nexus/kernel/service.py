@@ -32,6 +32,7 @@ PERMISSION = re.compile(r"^[a-z][a-z0-9_]*:[a-z][a-z0-9_-]*:[a-z][a-z0-9_-]*$")
 BUILTIN_SERVICES: dict[str, str] = {
     "idaas": "nexus.services.idaas:service",
     "vas": "nexus.services.vas:service",
+    "crm": "nexus.services.crm:service",
     "hub": "nexus.services.hub:service",
 }
 
