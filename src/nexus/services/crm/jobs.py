@@ -13,7 +13,7 @@ import time
 
 from sqlalchemy import distinct, select
 
-from nexus.kernel.events import Job, NewJob, enqueue, enqueue_many, job_id_for
+from nexus.kernel.events import Job, enqueue, job_id_for
 from nexus.kernel.runtime import Runtime
 from nexus.kernel.service import HandlerContext
 from nexus.services.crm import scoring
@@ -49,14 +49,14 @@ async def run_schedule(job: Job, ctx: HandlerContext) -> None:
     orgs = await ctx.session.scalars(
         select(distinct(Deal.org_id)).where(Deal.status.in_(("won", "lost")))
     )
-    await enqueue_many(
-        ctx.session,
-        TRAIN,
-        [
-            NewJob({"org_id": org}, job_id=job_id_for("crm", "train", org, str(slot)), org_id=org)
-            for org in orgs
-        ],
-    )
+    for org in list(orgs):
+        await enqueue(
+            ctx.session,
+            TRAIN,
+            {"org_id": org},
+            job_id=job_id_for("crm", "train", org, str(slot)),
+            org_id=org,
+        )
     await enqueue(
         ctx.session,
         SCHEDULE,
