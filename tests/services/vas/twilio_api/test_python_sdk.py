@@ -40,11 +40,13 @@ async def error_of(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> TwilioR
 async def test_create_and_fetch_a_message(twilio: TwilioEnv) -> None:
     client = sdk(twilio)
     message = await call(client.messages.create, to=TO, from_=FROM, body="Hello from Twilio code")
-    assert message.sid.startswith("SM") and len(message.sid) == 34
+    assert message.sid.startswith("SM")
+    assert len(message.sid) == 34
     assert message.status == "queued"
     assert message.account_sid == twilio.account_sid
     assert (message.to, message.from_, message.body) == (TO, FROM, "Hello from Twilio code")
-    assert message.num_segments == "1" and message.direction == "outbound-api"
+    assert message.num_segments == "1"
+    assert message.direction == "outbound-api"
     assert message.api_version == "2010-04-01"
     assert isinstance(message.date_created, dt.datetime)
     assert message.uri == f"/2010-04-01/Accounts/{twilio.account_sid}/Messages/{message.sid}.json"
@@ -57,7 +59,8 @@ async def test_create_and_fetch_a_message(twilio: TwilioEnv) -> None:
     fetched = await call(client.messages(message.sid).fetch)
     assert fetched.sid == message.sid
     assert isinstance(fetched.date_sent, dt.datetime)
-    assert fetched.price == "-0.00750" and fetched.price_unit == "USD"
+    assert fetched.price == "-0.00750"
+    assert fetched.price_unit == "USD"
     assert fetched.error_code is None
 
 
@@ -192,7 +195,8 @@ async def test_api_keys_authenticate_until_revoked(twilio: TwilioEnv) -> None:
     )
     assert r.status_code == 201, r.text
     key = r.json()
-    assert key["sid"].startswith("SK") and key["account_sid"] == twilio.account_sid
+    assert key["sid"].startswith("SK")
+    assert key["account_sid"] == twilio.account_sid
     client = sdk(twilio, key["sid"], key["secret"])
     sent = await call(client.messages.create, to=TO, from_=FROM, body="via key")
     assert sent.account_sid == twilio.account_sid
@@ -236,8 +240,10 @@ async def test_sent_messages_are_in_the_nexus_log_with_routing_history(twilio: T
 
     await eventually(done)
     nexus = await twilio.nexus_message(message.sid)
-    assert nexus["from"] == FROM and nexus["body"] == "routed"
+    assert nexus["from"] == FROM
+    assert nexus["body"] == "routed"
     routing = [step for step in nexus["history"] if step["kind"] == "routing"]
-    assert routing and routing[0]["data"]["candidates"][0]["name"] == "sandbox sms"
+    assert routing
+    assert routing[0]["data"]["candidates"][0]["name"] == "sandbox sms"
     statuses = [s["status"] for s in nexus["history"] if s["kind"] == "status"]
     assert statuses == ["accepted", "queued", "sending", "sent", "delivered"]

@@ -38,6 +38,8 @@ ERROR_CODES = {
     "no_provider": 21612,
     "providers_failed": 30008,
     "expired": 30001,
+    "unreachable": 30003,
+    "invalid_to": 21211,
 }
 UNKNOWN_ERROR = 30008
 
