@@ -9,8 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
+from nexus.kernel.events import Event
 from nexus.kernel.http import create_app
 from nexus.kernel.runtime import Runtime
+from nexus.kernel.service import Consumer, HandlerContext, Service
 from nexus.services.crm import service as crm_service
 from nexus.services.vas import service as vas_service
 from nexus.testing.tokens import TestIssuer
@@ -29,11 +31,24 @@ REP_PERMISSIONS = [
 ]
 
 
+def _watcher(seen: list[Event]) -> Service:
+    """A service that records every CRM event it consumes (as any other consumer would)."""
+
+    async def record(event: Event, ctx: HandlerContext) -> None:
+        seen.append(event)
+
+    return Service(name="crmwatch", consumers=[Consumer("all", ("nexus.crm.>",), record)])
+
+
 @dataclass
 class Crm:
     client: httpx.AsyncClient
     runtime: Runtime
     issuer: TestIssuer
+    events: list[Event]
+
+    def event_types(self) -> list[str]:
+        return [e.type for e in self.events]
 
     def admin(self, org_id: str = "org-a", sub: str = "admin-1") -> dict[str, str]:
         """Everything in the org."""
@@ -69,9 +84,10 @@ class Crm:
 
 @pytest.fixture
 async def crm(make_runtime: RuntimeFactory, settings, issuer: TestIssuer) -> AsyncIterator[Crm]:  # type: ignore[no-untyped-def]
-    runtime = await make_runtime([vas_service, crm_service])
+    events: list[Event] = []
+    runtime = await make_runtime([vas_service, crm_service, _watcher(events)])
     app = create_app(settings, runtime=runtime)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://nexus.test"
     ) as client:
-        yield Crm(client, runtime, issuer)
+        yield Crm(client, runtime, issuer, events)

@@ -1,0 +1,168 @@
+"""The rep flow end to end through the HTTP API: company, contact, deal, stages, a text to
+the contact through VAS, the contact's reply on the timelines, the forecast moving."""
+
+from __future__ import annotations
+
+import datetime as dt
+from urllib.parse import urlencode
+
+from nexus.testing.fakes.twilio import twilio_signature
+from tests.conftest import eventually
+from tests.services.crm.conftest import Crm
+
+PHONE = "+14155550123"
+
+
+async def _reply_from(crm: Crm, admin: dict[str, str], sender: str, body: str) -> None:
+    """The contact answers. VAS's sandbox provider cannot receive, so the reply reaches VAS
+    the way a real one does: a signed inbound-SMS webhook of a Twilio account."""
+    account = await crm.client.post(
+        "/api/v1/providers",
+        json={
+            "type": "twilio",
+            "channel": "sms",
+            "name": "twilio-inbound",
+            "credentials": {"account_sid": "AC" + "1" * 32, "auth_token": "tok"},
+            "sender": "+14155559999",
+            "enabled": False,  # receives only: sends keep going through the sandbox
+        },
+        headers=admin,
+    )
+    assert account.status_code == 201, account.text
+    url = f"http://nexus.test/api/v1/sms/webhook/twilio?account={account.json()['id']}"
+    params = [
+        ("MessageSid", "SM" + "a" * 32),
+        ("AccountSid", "AC" + "1" * 32),
+        ("From", sender),
+        ("To", "+14155559999"),
+        ("Body", body),
+        ("NumMedia", "0"),
+    ]
+    response = await crm.client.post(
+        url,
+        content=urlencode(params),
+        headers={
+            "content-type": "application/x-www-form-urlencoded",
+            "x-twilio-signature": twilio_signature("tok", url, params),
+        },
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_a_rep_works_a_deal_and_texts_the_contact(crm: Crm) -> None:
+    admin = crm.admin()
+    sandbox = await crm.client.post(
+        "/api/v1/providers",
+        json={"type": "sandbox", "channel": "sms", "name": "sandbox-sms", "priority": 1000},
+        headers=admin,
+    )
+    assert sandbox.status_code == 201, sandbox.text
+    rep = crm.rep("rep-1")
+    close = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=20)).isoformat()
+
+    company = await crm.post("/companies", rep, name="Globex", domain="globex.example")
+    contact = await crm.post(
+        "/contacts",
+        rep,
+        first_name="Hank",
+        last_name="Scorpio",
+        phones=["+1 (415) 555-0123"],
+        emails=["hank@globex.example"],
+        company_id=company["id"],
+        lifecycle_stage="sql",
+    )
+    assert contact["phones"] == [PHONE]
+    assert contact["owner_id"] == "rep-1"
+    deal = await crm.post(
+        "/deals",
+        rep,
+        name="Globex doomsday device",
+        amount="10000.00",
+        company_id=company["id"],
+        contact_ids=[contact["id"]],
+        expected_close=close,
+    )
+    pipeline = (await crm.get("/pipelines", rep))[0]
+    stages = [s["id"] for s in pipeline["stages"]]
+    assert deal["stage_id"] == stages[0]
+    assert deal["probability"] == 0.1
+
+    before = await crm.get("/forecast", rep)
+    assert before["totals"]["USD"]["weighted"] == "1000.00"
+    assert before["totals"]["USD"]["committed"] == "0.00"
+
+    for stage_id in stages[1:]:
+        deal = await crm.patch(f"/deals/{deal['id']}", rep, stage_id=stage_id)
+    assert deal["probability"] == 0.75
+    moved = await crm.get("/forecast", rep)
+    assert moved["totals"]["USD"]["weighted"] == "7500.00"
+    assert moved["totals"]["USD"]["committed"] == "10000.00"  # 75% >= commit at 70%
+
+    sent = await crm.post(
+        f"/contacts/{contact['id']}/messages",
+        rep,
+        channel="sms",
+        body="Hank, the proposal is in your inbox.",
+        deal_id=deal["id"],
+    )
+    assert sent["activity"]["direction"] == "outbound"
+    assert sent["message"]["to"] == PHONE
+
+    async def delivered() -> bool:
+        timeline = await crm.get(f"/contacts/{contact['id']}/timeline", rep)
+        return any(a["status"] == "delivered" for a in timeline["items"])
+
+    await eventually(delivered)
+    await _reply_from(crm, admin, PHONE, "Looks good, send the contract")
+
+    async def replied() -> bool:
+        timeline = await crm.get(f"/contacts/{contact['id']}/timeline", rep)
+        return any(a["direction"] == "inbound" for a in timeline["items"])
+
+    await eventually(replied)
+    timeline = (await crm.get(f"/contacts/{contact['id']}/timeline", rep))["items"]
+    assert [(a["direction"], a["body"]) for a in timeline] == [
+        ("inbound", "Looks good, send the contract"),
+        ("outbound", "Hank, the proposal is in your inbox."),
+    ]
+    deal_timeline = (await crm.get(f"/deals/{deal['id']}/timeline", rep))["items"]
+    assert [a["direction"] for a in deal_timeline] == ["inbound", "outbound"]  # threaded
+    company_timeline = (await crm.get(f"/companies/{company['id']}/timeline", rep))["items"]
+    assert len(company_timeline) == 2
+
+    won = await crm.patch(f"/deals/{deal['id']}", rep, status="won")
+    assert won["status"] == "won"
+    assert won["probability"] == 1.0
+    after = await crm.get("/forecast", rep)
+    assert after["totals"]["USD"]["weighted"] == "0.00"
+    assert after["totals"]["USD"]["won"] == "10000.00"
+    assert after["win_rate"] == 1.0
+    assert after["avg_cycle_days"] is not None
+
+    history = await crm.get(f"/deals/{deal['id']}/history", rep)
+    assert [h["to_status"] for h in history] == ["open"] * 4 + ["won"]
+    assert [h["to_stage_id"] for h in history[:4]] == stages
+
+    async def published() -> bool:
+        types = crm.event_types()
+        return types.count("nexus.crm.deal.stage_changed") == 3 and "nexus.crm.deal.won" in types
+
+    await eventually(published)
+    assert "nexus.crm.contact.created" in crm.event_types()
+
+
+async def test_texting_needs_vas_permission_and_a_number(crm: Crm) -> None:
+    no_send = crm.issuer.headers(org_id="org-a", sub="u", permissions=["crm:*"])
+    contact = await crm.post("/contacts", no_send, first_name="Mail", emails=["m@example.com"])
+    refused = await crm.client.post(
+        f"/api/v1/crm/contacts/{contact['id']}/messages", json={"body": "hi"}, headers=no_send
+    )
+    assert refused.status_code == 400
+    assert "no phone" in refused.json()["detail"]
+    with_phone = await crm.post("/contacts", no_send, first_name="P", phones=[PHONE])
+    refused = await crm.client.post(
+        f"/api/v1/crm/contacts/{with_phone['id']}/messages", json={"body": "hi"}, headers=no_send
+    )
+    assert refused.status_code == 403, refused.text  # VAS said no: vas:message:send missing
+    timeline = await crm.get(f"/contacts/{with_phone['id']}/timeline", no_send)
+    assert timeline["items"] == []
