@@ -83,3 +83,10 @@ async def test_basic_auth_garbage_is_20003(twilio: TwilioEnv) -> None:
             "status": 401,
         }
         assert r.headers["www-authenticate"].startswith("Basic")
+
+
+async def test_resources_not_served_are_twilio_404s(twilio: TwilioEnv) -> None:
+    for path in ("/2010-04-01/Accounts/AC1/Calls.json", "/2010-04-01/Nothing"):
+        r = await twilio.api.get(path)
+        assert r.status_code == 404
+        assert r.json()["code"] == 20404

@@ -247,3 +247,12 @@ async def test_sent_messages_are_in_the_nexus_log_with_routing_history(twilio: T
     assert routing[0]["data"]["candidates"][0]["name"] == "sandbox sms"
     statuses = [s["status"] for s in nexus["history"] if s["kind"] == "status"]
     assert statuses == ["accepted", "queued", "sending", "sent", "delivered"]
+
+
+async def test_fetch_the_account(twilio: TwilioEnv) -> None:
+    account = await call(sdk(twilio).api.v2010.accounts(twilio.account_sid).fetch)
+    assert (account.sid, account.status, account.friendly_name) == (
+        twilio.account_sid,
+        "active",
+        "main",
+    )

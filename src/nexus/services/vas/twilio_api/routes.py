@@ -261,3 +261,15 @@ async def list_messages(AccountSid: str, request: Request) -> Response:
             else None,
         }
     )
+
+
+@router.api_route(
+    "/{path:path}",
+    methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+    include_in_schema=False,
+)
+async def not_supported(path: str) -> Response:
+    """Other Twilio resources (calls, media, numbers, ...) are not served: Twilio's 404."""
+    raise TwilioError(
+        20404, f"The requested resource /{resources.API_VERSION}/{path} was not found"
+    )
