@@ -38,6 +38,8 @@ class ApiError(Exception):
             for e in body.get("errors") or []
             if isinstance(e, dict)
         ]
+        if not errors and isinstance(body.get("field"), str):  # one field named by the API
+            errors = [{"field": body["field"], "message": str(body.get("detail", ""))}]
         status = response.status_code
         if status == 403:
             missing = body.get("missing")
@@ -87,6 +89,9 @@ async def call(
     token: str | None = None,
     json: Any = None,
     params: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> httpx.Response:
     async with client(request, service, token) as api:
-        return await api.request(method, path, json=json, params=clean(params))
+        return await api.request(
+            method, path, json=json, params=clean(params), headers=headers or {}
+        )

@@ -118,16 +118,31 @@ class Ctx:
         *,
         json: Any = None,
         params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         """The API's JSON answer; raises ApiError on a problem."""
         token = await sessions.access_token(self.request, self.row)
         response = await api.call(
-            self.request, service, method, path, token=token, json=json, params=params
+            self.request,
+            service,
+            method,
+            path,
+            token=token,
+            json=json,
+            params=params,
+            headers=headers,
         )
         if response.status_code == 401:  # revoked or rotated keys: one refresh, then give up
             token = await sessions.access_token(self.request, self.row, force=True)
             response = await api.call(
-                self.request, service, method, path, token=token, json=json, params=params
+                self.request,
+                service,
+                method,
+                path,
+                token=token,
+                json=json,
+                params=params,
+                headers=headers,
             )
             if response.status_code == 401:
                 await sessions.forget(self.request, self.row)
