@@ -256,3 +256,16 @@ async def test_fetch_the_account(twilio: TwilioEnv) -> None:
         "active",
         "main",
     )
+
+
+async def test_idempotency_key_returns_the_first_message(twilio: TwilioEnv) -> None:
+    url = f"/2010-04-01/Accounts/{twilio.account_sid}/Messages.json"
+    form = {"To": TO, "From": FROM, "Body": "once"}
+    headers = {"Idempotency-Key": "order-7"}
+    auth = (twilio.account_sid, twilio.auth_token)
+    first = await twilio.api.post(url, data=form, headers=headers, auth=auth)
+    again = await twilio.api.post(url, data=form, headers=headers, auth=auth)
+    assert first.status_code == again.status_code == 201
+    assert first.json()["sid"] == again.json()["sid"]
+    log = await twilio.api.get("/api/v1/messages", headers=twilio.headers())
+    assert len(log.json()["items"]) == 1

@@ -77,3 +77,21 @@ async def test_no_callback_without_a_url(twilio: TwilioEnv) -> None:
         )
         received = await sink.wait(2, timeout_s=15)
     assert {r.form()["MessageSid"] for r in received} == {with_url.sid}
+
+
+async def test_no_callback_for_a_refused_send(twilio: TwilioEnv) -> None:
+    await twilio.api.put(
+        "/api/v1/consents",
+        json={"channel": "sms", "address": TO, "opted_out": True},
+        headers=twilio.headers(),
+    )
+    async with WebhookSink() as sink:
+        form = {"To": TO, "From": FROM, "Body": "x", "StatusCallback": sink.url("/s")}
+        url = f"/2010-04-01/Accounts/{twilio.account_sid}/Messages.json"
+        auth = (twilio.account_sid, twilio.auth_token)
+        refused = await twilio.api.post(url, data=form, auth=auth)
+        assert refused.json()["code"] == 21610
+        form["To"] = "+14155550124"
+        assert (await twilio.api.post(url, data=form, auth=auth)).status_code == 201
+        received = await sink.wait(2, timeout_s=15)  # the second message's callbacks only
+    assert {r.form()["To"] for r in received} == {"+14155550124"}

@@ -38,6 +38,8 @@ async def on_message_event(event: Event, ctx: HandlerContext) -> None:
     row = await ctx.session.get(TwilioMessage, message_id)
     if row is None or not row.status_callback or row.org_id != event.org_id:
         return
+    if event.data.get("status") == "rejected":
+        return  # refused at creation: the client got an error (21610, 21612), not a SID
     await enqueue(
         ctx.session,
         QUEUE,

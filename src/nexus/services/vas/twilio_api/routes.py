@@ -69,9 +69,7 @@ async def create_message(AccountSid: str, request: Request) -> Response:
     vas, caller = await _caller(request, AccountSid)
     org = await vas.org(caller.org_id)
     send = sending.parse(await _form(request), org.default_region)
-    key = request.headers.get("idempotency-key") or request.headers.get(
-        "i-twilio-idempotency-token"
-    )
+    key = request.headers.get("idempotency-key")
     message, extra = await sending.accept(vas, caller, send, key[:200] if key else None)
     refusal = sending.refusal(message)
     if refusal is not None:
