@@ -12,6 +12,10 @@ from nexus.kernel.service import Consumer, HandlerContext, JobHandler, Service
 from nexus.services.vas import dispatch, webhooks_out
 from nexus.services.vas.accounts import Accounts, add_sandbox_providers
 from nexus.services.vas.cli import cli
+from nexus.services.vas.engagement import JOBS as ENGAGEMENT_JOBS
+from nexus.services.vas.engagement import PERMISSIONS as ENGAGEMENT_PERMISSIONS
+from nexus.services.vas.engagement import router as engagement_router
+from nexus.services.vas.engagement.cli import campaigns_cli, contacts_cli
 from nexus.services.vas.health import health_loop
 from nexus.services.vas.models import Base
 from nexus.services.vas.router import CircuitConfig, Router
@@ -34,12 +38,16 @@ PERMISSIONS = {
     "vas:webhook:manage": "Manage webhooks for message events and see their deliveries.",
     "vas:consent:read": "See opt-out state.",
     "vas:consent:manage": "Opt addresses out or back in.",
+    **ENGAGEMENT_PERMISSIONS,
     "vas:twilio_credential:manage": "Create and revoke Twilio-style accounts and API keys.",
 }
 
 router = APIRouter()
 for module in (message_routes, provider_routes, inbound_routes, webhook_routes, settings_routes):
     router.include_router(module.router)
+router.include_router(engagement_router)
+cli.add_typer(contacts_cli, name="contacts")
+cli.add_typer(campaigns_cli, name="campaigns")
 router.include_router(twilio_management.router)
 public_router = APIRouter()
 public_router.include_router(twilio_routes.router)  # /2010-04-01/...: the Twilio-compatible API
@@ -134,6 +142,7 @@ service = Service(
             backoff_base_s=1.0,
             backoff_max_s=3600,
         ),
+        *ENGAGEMENT_JOBS,
     ],
     consumers=[
         Consumer("webhooks", ("nexus.vas.message.*",), webhooks_out.on_message_event),
