@@ -20,14 +20,9 @@ from tests.conftest import RuntimeFactory
 
 OWNER_ONLY = ["resource.owner_id == user.id"]
 REP_PERMISSIONS = [
-    "crm:contact:read",
-    "crm:contact:write",
-    "crm:company:read",
-    "crm:company:write",
-    "crm:deal:read",
-    "crm:deal:write",
-    "crm:activity:read",
-    "crm:activity:write",
+    f"crm:{kind}:{action}"
+    for kind in ("contact", "company", "deal", "activity")
+    for action in ("read", "write", "delete")
 ]
 
 
