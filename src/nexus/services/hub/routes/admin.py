@@ -1,7 +1,427 @@
-"""placeholder"""
+"""Administration pages over IDaaS's API: users, groups, roles, API keys, OAuth clients,
+the audit log and the org's settings. Every change is the API's, with its checks."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-from nexus.services.hub.web import HubRoute
+from typing import Any
+from urllib.parse import urlencode
 
-router = APIRouter(route_class=HubRoute, include_in_schema=False)
+from fastapi import APIRouter, Depends, Request, Response
+
+from nexus.services.hub import sessions
+from nexus.services.hub.api import ApiError
+from nexus.services.hub.web import Ctx, HubRoute, form_errors, redirect, render, signed_in
+
+router = APIRouter(prefix="/admin", route_class=HubRoute, include_in_schema=False)
+DONE = {
+    "user-created": "The user is created. They can log in now.",
+    "user-suspended": "The user is suspended: they cannot log in and their sessions ended.",
+    "user-activated": "The user is active again.",
+    "group-created": "The group is created.",
+    "group-deleted": "The group is deleted.",
+    "role-created": "The role is created. Grant it from the API or when adding users.",
+    "role-deleted": "The role is deleted.",
+    "key-revoked": "The key is revoked. It stopped working at once.",
+    "client-revoked": "The client is revoked.",
+    "org-saved": "The settings are saved.",
+}
+NEW_CLIENT = {"client_type": "confidential", "grant_types": ["authorization_code", "refresh_token"]}
+USER_STATUSES = ("active", "invited", "suspended", "deactivated")
+AUDIT_RESULTS = ("success", "failure")
+
+
+def _flash(request: Request) -> str | None:
+    return DONE.get(request.query_params.get("done", ""))
+
+
+def _text(form: Any, name: str, limit: int = 2000) -> str:
+    value = form.get(name)
+    return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+def _strip_bad(errors: dict[str, str]) -> dict[str, str]:
+    return {k or "form": v for k, v in errors.items()}
+
+
+# -- users ---------------------------------------------------------------------------------
+@router.get("/users")
+async def users(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
+    return await _users(request, ctx)
+
+
+async def _users(
+    request: Request,
+    ctx: Ctx,
+    *,
+    values: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    error: str = "",
+    status: int = 200,
+) -> Response:
+    q = (request.query_params.get("q") or "").strip()[:200]
+    state = request.query_params.get("status") or ""
+    cursor = request.query_params.get("cursor") or None
+    page = await ctx.get(
+        "idaas",
+        "/users",
+        q=q,
+        status=state if state in USER_STATUSES else None,
+        cursor=cursor,
+        limit=50,
+    )
+    roles = await ctx.get("idaas", "/roles") if ctx.can("idaas:role:read") else []
+    filters = {k: v for k, v in (("q", q), ("status", state)) if v}
+    return render(
+        request,
+        "admin/users.html",
+        ctx,
+        status=status,
+        users=page["items"],
+        next_url="/admin/users?" + urlencode({**filters, "cursor": page["next_cursor"]})
+        if page["next_cursor"]
+        else None,
+        filters=filters,
+        statuses=USER_STATUSES,
+        roles=roles,
+        values=values or {"roles": ["member"]},
+        errors=errors or {},
+        error=error,
+        flash=_flash(request),
+        open_form=bool(errors or error),
+    )
+
+
+@router.post("/users")
+async def create_user(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
+    form = await request.form()
+    values: dict[str, Any] = {
+        "email": _text(form, "email", 320),
+        "name": _text(form, "name", 200),
+        "roles": [r for r in form.getlist("roles") if isinstance(r, str)][:20],
+    }
+    body = dict(values)
+    password = form.get("password")
+    if isinstance(password, str) and password:
+        body["password"] = password[:256]
+    body["status"] = "active"
+    try:
+        await ctx.post("idaas", "/users", body)
+    except ApiError as exc:
+        if exc.status not in {400, 403, 409, 422}:
+            raise
+        return await _users(
+            request,
+            ctx,
+            values=values,
+            errors=_strip_bad(form_errors(exc)),
+            error=exc.detail,
+            status=exc.status,
+        )
+    return redirect("/admin/users?done=user-created", request)
+
+
+@router.post("/users/{user_id}/suspend")
+async def suspend_user(user_id: str, request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
+    await ctx.post("idaas", f"/users/{user_id}/suspend")
+    return redirect("/admin/users?done=user-suspended", request)
+
+
+@router.post("/users/{user_id}/activate")
+async def activate_user(user_id: str, request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
+    await ctx.call("idaas", "PATCH", f"/users/{user_id}", json={"status": "active"})
+    return redirect("/admin/users?done=user-activated", request)
+
+
+# -- groups --------------------------------------------------------------------------------
+@router.get("/groups")
+async def groups(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
+    return await _groups(request, ctx)
+
+
+async def _groups(request: Request, ctx: Ctx, *, error: str = "", status: int = 200) -> Response:
+    items = await ctx.get("idaas", "/groups")
+    return render(
+        request,
+        "admin/groups.html",
+        ctx,
+        status=status,
+        groups=items,
+        error=error,
+        flash=_flash(request),
+    )
+
+
+@router.post("/groups")
+async def create_group(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
+    form = await request.form()
+    body = {"name": _text(form, "name", 200), "description": _text(form, "description")}
+    try:
+        await ctx.post("idaas", "/groups", body)
+    except ApiError as exc:
+        if exc.status not in {400, 409, 422}:
+            raise
+        return await _groups(request, ctx, error=exc.detail, status=exc.status)
+    return redirect("/admin/groups?done=group-created", request)
+
+
+@router.post("/groups/{group_id}/delete")
+async def delete_group(group_id: str, request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
+    await ctx.call("idaas", "DELETE", f"/groups/{group_id}")
+    return redirect("/admin/groups?done=group-deleted", request)
+
+
+# -- roles ---------------------------------------------------------------------------------
+@router.get("/roles")
+async def roles(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
+    return await _roles(request, ctx)
+
+
+async def _roles(
+    request: Request,
+    ctx: Ctx,
+    *,
+    error: str = "",
+    values: dict[str, Any] | None = None,
+    status: int = 200,
+) -> Response:
+    items = await ctx.get("idaas", "/roles")
+    permissions = await ctx.get("idaas", "/permissions")
+    return render(
+        request,
+        "admin/roles.html",
+        ctx,
+        status=status,
+        roles=items,
+        permissions=permissions,
+        values=values or {"permissions": []},
+        error=error,
+        flash=_flash(request),
+    )
+
+
+@router.post("/roles")
+async def create_role(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
+    form = await request.form()
+    values = {
+        "name": _text(form, "name", 100),
+        "description": _text(form, "description"),
+        "permissions": [p for p in form.getlist("permissions") if isinstance(p, str)][:500],
+    }
+    try:
+        await ctx.post("idaas", "/roles", values)
+    except ApiError as exc:
+        if exc.status not in {400, 403, 409, 422}:
+            raise
+        detail = exc.detail
+        if exc.status == 422 and not values["permissions"]:
+            detail = "Choose at least one permission."
+        return await _roles(request, ctx, error=detail, values=values, status=exc.status)
+    return redirect("/admin/roles?done=role-created", request)
+
+
+@router.post("/roles/{role_id}/delete")
+async def delete_role(role_id: str, request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
+    await ctx.call("idaas", "DELETE", f"/roles/{role_id}")
+    return redirect("/admin/roles?done=role-deleted", request)
+
+
+# -- API keys ------------------------------------------------------------------------------
+@router.get("/api-keys")
+async def api_keys(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
+    return await _api_keys(request, ctx)
+
+
+async def _api_keys(
+    request: Request,
+    ctx: Ctx,
+    *,
+    error: str = "",
+    created: dict[str, Any] | None = None,
+    values: dict[str, Any] | None = None,
+    status: int = 200,
+) -> Response:
+    keys = await ctx.get("idaas", "/api-keys")
+    declared = await ctx.get("idaas", "/permissions")
+    grantable = {p: d for p, d in declared.items() if ctx.can(p)}
+    return render(
+        request,
+        "admin/api_keys.html",
+        ctx,
+        status=status,
+        keys=keys,
+        permissions=grantable,
+        created=created,
+        values=values or {"permissions": []},
+        error=error,
+        flash=_flash(request),
+    )
+
+
+@router.post("/api-keys")
+async def create_api_key(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
+    form = await request.form()
+    values: dict[str, Any] = {
+        "name": _text(form, "name", 200),
+        "permissions": [p for p in form.getlist("permissions") if isinstance(p, str)][:200],
+    }
+    days = _text(form, "expires_in_days", 5)
+    body = dict(values)
+    if days:
+        if not days.isdigit():
+            return await _api_keys(
+                request, ctx, error="Expiry is a number of days.", values=values, status=422
+            )
+        body["expires_in_days"] = int(days)
+    if not values["permissions"]:
+        return await _api_keys(
+            request, ctx, error="Choose at least one permission.", values=values, status=422
+        )
+    try:
+        created = await ctx.post("idaas", "/api-keys", body)
+    except ApiError as exc:
+        if exc.status not in {400, 403, 409, 422}:
+            raise
+        return await _api_keys(request, ctx, error=exc.detail, values=values, status=exc.status)
+    return await _api_keys(request, ctx, created=created)
+
+
+@router.post("/api-keys/{key_id}/revoke")
+async def revoke_api_key(key_id: str, request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
+    await ctx.call("idaas", "DELETE", f"/api-keys/{key_id}")
+    return redirect("/admin/api-keys?done=key-revoked", request)
+
+
+# -- OAuth clients -------------------------------------------------------------------------
+@router.get("/oauth-clients")
+async def oauth_clients(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
+    return await _clients(request, ctx)
+
+
+async def _clients(
+    request: Request,
+    ctx: Ctx,
+    *,
+    error: str = "",
+    created: dict[str, Any] | None = None,
+    values: dict[str, Any] | None = None,
+    status: int = 200,
+) -> Response:
+    page = await ctx.get("idaas", "/oauth-clients", limit=100)
+    return render(
+        request,
+        "admin/oauth_clients.html",
+        ctx,
+        status=status,
+        clients=page["items"],
+        created=created,
+        values=values
+        or {"client_type": "confidential", "grant_types": ["authorization_code", "refresh_token"]},
+        error=error,
+        flash=_flash(request),
+    )
+
+
+@router.post("/oauth-clients")
+async def create_oauth_client(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
+    form = await request.form()
+    values: dict[str, Any] = {
+        "name": _text(form, "name", 200),
+        "client_type": _text(form, "client_type", 20) or "confidential",
+        "redirect_uris": [u for u in _text(form, "redirect_uris", 10_000).split() if u][:20],
+        "grant_types": [g for g in form.getlist("grant_types") if isinstance(g, str)][:3],
+        "require_consent": form.get("require_consent") == "on",
+    }
+    try:
+        created = await ctx.post("idaas", "/oauth-clients", values)
+    except ApiError as exc:
+        if exc.status not in {400, 403, 409, 422}:
+            raise
+        return await _clients(request, ctx, error=exc.detail, values=values, status=exc.status)
+    return await _clients(request, ctx, created=created)
+
+
+@router.post("/oauth-clients/{client_id}/revoke")
+async def revoke_oauth_client(
+    client_id: str, request: Request, ctx: Ctx = Depends(signed_in)
+) -> Response:
+    await ctx.call("idaas", "DELETE", f"/oauth-clients/{client_id}")
+    return redirect("/admin/oauth-clients?done=client-revoked", request)
+
+
+# -- audit log -----------------------------------------------------------------------------
+@router.get("/audit")
+async def audit(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
+    filters = {
+        name: (request.query_params.get(name) or "").strip()[:100]
+        for name in ("type", "result", "actor_id", "target_id", "since", "until")
+    }
+    filters = {k: v for k, v in filters.items() if v}
+    params = dict(filters)
+    if params.get("result") not in (None, *AUDIT_RESULTS):
+        params.pop("result")
+    if "type" in params and not params["type"].endswith("*") and "." not in params["type"]:
+        params["type"] += "*"  # a word like "user" means every user.* event
+    for name in ("since", "until"):
+        if name in params and len(params[name]) <= 16:
+            params[name] += ":00+00:00"
+    cursor = request.query_params.get("cursor") or None
+    page = await ctx.get("idaas", "/audit-events", **params, cursor=cursor, limit=50)
+    return render(
+        request,
+        "admin/audit.html",
+        ctx,
+        events=page["items"],
+        filters=filters,
+        results=AUDIT_RESULTS,
+        next_url="/admin/audit?" + urlencode({**filters, "cursor": page["next_cursor"]})
+        if page["next_cursor"]
+        else None,
+    )
+
+
+# -- org settings --------------------------------------------------------------------------
+@router.get("/org")
+async def org(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
+    return await _org(request, ctx)
+
+
+async def _org(
+    request: Request,
+    ctx: Ctx,
+    *,
+    error: str = "",
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    current = await ctx.get("idaas", f"/orgs/{ctx.row.org_id}")
+    children = [o for o in await ctx.get("idaas", "/orgs") if o["id"] != ctx.row.org_id]
+    return render(
+        request,
+        "admin/org.html",
+        ctx,
+        status=status,
+        org=current,
+        children=children,
+        error=error,
+        errors=errors or {},
+        flash=_flash(request),
+    )
+
+
+@router.post("/org")
+async def save_org(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
+    form = await request.form()
+    body = {
+        "name": _text(form, "name", 200),
+        "default_region": _text(form, "default_region", 2).upper() or None,
+    }
+    try:
+        await ctx.call("idaas", "PATCH", f"/orgs/{ctx.row.org_id}", json=body)
+    except ApiError as exc:
+        if exc.status not in {400, 403, 409, 422}:
+            raise
+        return await _org(
+            request, ctx, error=exc.detail, errors=form_errors(exc), status=exc.status
+        )
+    await sessions.update(request, ctx.row, org_name=body["name"] or ctx.row.org_name)
+    return redirect("/admin/org?done=org-saved", request)
