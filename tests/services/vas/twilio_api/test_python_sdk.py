@@ -269,3 +269,19 @@ async def test_idempotency_key_returns_the_first_message(twilio: TwilioEnv) -> N
     assert first.json()["sid"] == again.json()["sid"]
     log = await twilio.api.get("/api/v1/messages", headers=twilio.headers())
     assert len(log.json()["items"]) == 1
+
+
+async def test_from_must_be_a_provider_sender_when_providers_have_senders(
+    twilio: TwilioEnv,
+) -> None:
+    await twilio.add_provider("org-s", name="primary", sender=FROM, priority=1)
+    await twilio.add_provider("org-s", name="backup", sender="+14155550111", priority=2)
+    sid, token = await twilio.create_account("org-s")
+    client = Client(sid, token)
+    client.api.base_url = twilio.base_url
+    error = await error_of(client.messages.create, to=TO, from_="+14155550199", body="x")
+    assert (error.code, error.status) == (21606, 400)
+    message = await call(client.messages.create, to=TO, from_=FROM, body="x")
+    assert message.from_ == FROM
+    # each provider the message may fail over to sends from its own number
+    assert (await twilio.nexus_message(message.sid, "org-s"))["from"] is None
