@@ -21,7 +21,7 @@ def train_scoring(
     ] = None,
 ) -> None:
     """Retrain the lead-scoring model of each org from its won and lost deals."""
-    from sqlalchemy import distinct, select
+    from sqlalchemy import select
 
     from nexus.kernel.config import get_settings
     from nexus.kernel.migrate import upgrade
@@ -40,7 +40,7 @@ def train_scoring(
             orgs = list(org or [])
             if not orgs:
                 async with db.read() as session:
-                    orgs = list(await session.scalars(select(distinct(Deal.org_id))))
+                    orgs = list(await session.scalars(select(Deal.org_id).distinct()))
             done = []
             with Progress(console=console) as progress:
                 task = progress.add_task("training", total=len(orgs))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from sqlalchemy import distinct, select
+from sqlalchemy import select
 
 from nexus.kernel.events import Job, enqueue, job_id_for
 from nexus.kernel.runtime import Runtime
@@ -47,7 +47,7 @@ async def run_schedule(job: Job, ctx: HandlerContext) -> None:
     interval = get_crm_settings().scoring_interval_s
     slot = int(job.payload.get("slot", _slot(interval)))
     orgs = await ctx.session.scalars(
-        select(distinct(Deal.org_id)).where(Deal.status.in_(("won", "lost")))
+        select(Deal.org_id).distinct().where(Deal.status.in_(("won", "lost")))
     )
     for org in list(orgs):
         await enqueue(
