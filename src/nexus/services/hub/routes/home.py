@@ -76,7 +76,7 @@ async def home(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
             (
                 "warn",
                 f"{len(failed)} of your latest messages did not get through.",
-                "/messages?status=failed",
+                f"/messages?status={failed[0]['status']}",
             )
         )
     return render(

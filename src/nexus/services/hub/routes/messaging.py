@@ -269,9 +269,20 @@ def _figures(items: list[dict[str, Any]], names: dict[str, str]) -> dict[str, An
         return {"volume": None}
     times = [dt.datetime.fromisoformat(m["created_at"]) for m in items]
     start, end = min(times), max(times)
-    hourly = (end - start) <= dt.timedelta(hours=48)
-    bucket = (lambda t: t.strftime("%H:00")) if hourly else (lambda t: t.strftime("%m-%d"))
-    step = dt.timedelta(hours=1) if hourly else dt.timedelta(days=1)
+    span = end - start
+    if span <= dt.timedelta(hours=2):  # 5-minute buckets
+        step, unit, fmt = dt.timedelta(minutes=5), "5 minutes (UTC)", "%H:%M"
+        start = start.replace(minute=start.minute - start.minute % 5, second=0, microsecond=0)
+    elif span <= dt.timedelta(hours=48):
+        step, unit, fmt = dt.timedelta(hours=1), "hour (UTC)", "%H:00"
+        start = start.replace(minute=0, second=0, microsecond=0)
+    else:
+        step, unit, fmt = dt.timedelta(days=1), "day (UTC)", "%m-%d"
+        start = start.replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def bucket(t: dt.datetime) -> str:
+        return (start + step * int((t - start) / step)).strftime(fmt)
+
     counts: Counter[str] = Counter(bucket(t) for t in times)
     cost_by: defaultdict[str, Decimal] = defaultdict(Decimal)
     currency = None
@@ -280,11 +291,9 @@ def _figures(items: list[dict[str, Any]], names: dict[str, str]) -> dict[str, An
         if value is not None:
             cost_by[bucket(t)] += Decimal(str(value))
             currency = currency or m.get("currency")
-    labels, cursor = [], start.replace(minute=0, second=0, microsecond=0)
-    if not hourly:
-        cursor = cursor.replace(hour=0)
+    labels, cursor = [], start
     while cursor <= end and len(labels) < 400:
-        labels.append(bucket(cursor))
+        labels.append(cursor.strftime(fmt))
         cursor += step
     by_provider: dict[str, Counter[str]] = defaultdict(Counter)
     for m in items:
@@ -303,7 +312,6 @@ def _figures(items: list[dict[str, Any]], names: dict[str, str]) -> dict[str, An
         )
     statuses = Counter(m["status"] for m in items)
     total_cost = sum(cost_by.values(), Decimal(0))
-    unit = "hour (UTC)" if hourly else "day (UTC)"
     return {
         "volume": charts.columns(
             [(label, counts.get(label, 0)) for label in labels], label=f"Messages per {unit}"
@@ -312,6 +320,8 @@ def _figures(items: list[dict[str, Any]], names: dict[str, str]) -> dict[str, An
             [(label, float(cost_by.get(label, 0))) for label in labels],
             label=f"Cost per {unit}",
             unit=f" {currency or ''}",
+            width=460,
+            height=200,
         ),
         "rates": charts.rates(rate_rows, label="Delivery rate by provider") if rate_rows else None,
         "unit": unit,

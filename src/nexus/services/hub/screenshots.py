@@ -1,0 +1,137 @@
+"""`nexus hub screenshots OUTDIR`: PNGs of the main pages at desktop and phone widths.
+
+Without `--url`, a throw-away installation is started in a temporary directory (SQLite,
+in-process bus, sandbox providers), with a demo org and some messages, and stopped after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nexus.services.hub.browser import DESKTOP, PHONE, launch
+from nexus.services.hub.live import Demo, api_login, free_port, seed_messages, serving
+
+PAGES: list[tuple[str, str]] = [
+    ("home", "/"),
+    ("compose", "/messages/new"),
+    ("message-log", "/messages"),
+    ("message", "{message}"),
+    ("providers", "/providers"),
+    ("analytics", "/analytics"),
+    ("users", "/admin/users"),
+    ("roles", "/admin/roles"),
+    ("api-keys", "/admin/api-keys"),
+    ("audit-log", "/admin/audit"),
+    ("org-settings", "/admin/org"),
+    ("profile", "/me"),
+    ("search", "/search?q=sms"),
+]
+DEMO_EMAIL = "owner@demo.example.com"
+
+
+async def capture(
+    demo: Demo,
+    outdir: Path,
+    *,
+    message_id: str | None = None,
+    step: Callable[[str], None] = lambda _name: None,
+) -> list[Path]:
+    from playwright.async_api import async_playwright
+
+    written: list[Path] = []
+    async with async_playwright() as playwright:
+        browser = await launch(playwright)
+        try:
+            for width, options in (("desktop", DESKTOP), ("phone", PHONE)):
+                context = await browser.new_context(base_url=demo.base_url, **options)
+                page = await context.new_page()
+                await page.goto("/login")
+                path = outdir / f"login-{width}.png"
+                await page.screenshot(path=str(path), full_page=True)
+                written.append(path)
+                step(f"login ({width})")
+                await page.fill("#email", demo.email)
+                await page.fill("#password", demo.password)
+                await page.click("button[type=submit]")
+                await page.wait_for_url(f"{demo.base_url}/")
+                for name, url in PAGES:
+                    if "{message}" in url:
+                        if not message_id:
+                            continue
+                        url = f"/messages/{message_id}"
+                    await page.goto(url)
+                    await page.wait_for_load_state("load")
+                    await asyncio.sleep(0.3)  # let htmx finish its first swap (previews)
+                    path = outdir / f"{name}-{width}.png"
+                    await page.screenshot(path=str(path), full_page=True)
+                    written.append(path)
+                    step(f"{name} ({width})")
+                await context.close()
+        finally:
+            await browser.close()
+    return written
+
+
+async def demo_installation(outdir: Path, step: Callable[[str], None]) -> list[Path]:
+    """Start a temporary Nexus with a demo org, screenshot it, stop it."""
+    from nexus.kernel.config import Settings
+    from nexus.kernel.http import create_app
+    from nexus.kernel.migrate import upgrade
+    from nexus.kernel.runtime import Runtime
+    from nexus.kernel.service import load_services
+    from nexus.services.idaas.bootstrap import create_org_with_owner
+
+    with tempfile.TemporaryDirectory(prefix="nexus-screens-") as tmp:
+        port = free_port()
+        settings = Settings(
+            data_dir=Path(tmp),
+            port=port,
+            public_url=f"http://127.0.0.1:{port}",
+            secret_key=secrets.token_urlsafe(40),  # type: ignore[arg-type]
+            log_level="WARNING",
+            services=["idaas", "vas", "hub"],
+        )
+        runtime = Runtime(settings, load_services(settings.services))
+        await upgrade(runtime)
+        app = create_app(settings, runtime=runtime)
+        async with serving(app, port, lifespan="on") as base_url:
+            password = secrets.token_urlsafe(16)
+            await create_org_with_owner(
+                runtime.db("idaas"),
+                org_name="Acme Demo",
+                email=DEMO_EMAIL,
+                password=password,
+                name="Olivia Owner",
+            )
+            token = await api_login(base_url, DEMO_EMAIL, password)
+            demo = Demo(base_url, DEMO_EMAIL, password, token)
+            ids = await seed_messages(demo)
+            step("demo org and messages")
+            await asyncio.sleep(1.0)  # sandbox deliveries land
+            return await capture(demo, outdir, message_id=ids[0] if ids else None, step=step)
+
+
+async def existing_installation(
+    url: str, email: str, password: str, outdir: Path, step: Callable[[str], None]
+) -> list[Path]:
+    token = await api_login(url, email, password)
+    return await capture(Demo(url.rstrip("/"), email, password, token), outdir, step=step)
+
+
+def total_steps(with_demo: bool) -> int:
+    return 2 * (len(PAGES) + 1) + (1 if with_demo else 0)
+
+
+def run(outdir: Path, url: str | None, email: str, password: str | None, step: Any) -> list[Path]:
+    from nexus.kernel.logging import configure_logging
+
+    configure_logging("WARNING", "console")
+    outdir.mkdir(parents=True, exist_ok=True)
+    if url:
+        return asyncio.run(existing_installation(url, email, password or "", outdir, step))
+    return asyncio.run(demo_installation(outdir, step))
