@@ -6,10 +6,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from nexus.kernel.service import Consumer, JobHandler, Service
-from nexus.services.crm import jobs, messaging
+from nexus.services.crm import importing, jobs, messaging
 from nexus.services.crm.cli import cli
 from nexus.services.crm.models import Base
-from nexus.services.crm.routes import activities, companies, contacts, deals, insights
+from nexus.services.crm.routes import activities, companies, contacts, deals, insights, io
 
 PERMISSIONS = {
     **{
@@ -39,6 +39,7 @@ for sub in (
     activities.router,
     activities.fields,
     insights.router,
+    io.router,
 ):
     router.include_router(sub)
 
@@ -64,6 +65,7 @@ service = Service(
         ),
     ],
     jobs=[
+        JobHandler(importing.QUEUE, importing.run, transactional=False, concurrency=2, lease_s=120),
         JobHandler(jobs.SCHEDULE, jobs.run_schedule, concurrency=1, max_attempts=20),
         JobHandler(
             jobs.TRAIN,

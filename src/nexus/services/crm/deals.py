@@ -249,8 +249,10 @@ async def update(session: AsyncSession, deal: Deal, data: dict[str, Any], actor:
         changed.append("contact_ids")
     if data.get("custom") is not None:
         fields = await custom_fields.definitions(session, deal.org_id, "deal")
-        deal.custom = custom_fields.validate(fields, data["custom"], current=deal.custom)
-        changed.append("custom")
+        custom = custom_fields.validate(fields, data["custom"], current=deal.custom)
+        if custom != deal.custom:
+            deal.custom = custom
+            changed.append("custom")
     old_stage, old_status = deal.stage_id, deal.status
     stage = await _stage(session, deal.pipeline_id, data.get("stage_id") or deal.stage_id)
     status = data.get("status") or deal.status

@@ -27,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from nexus.kernel.csv_import import CsvImportErrorMixin, CsvImportMixin
 from nexus.kernel.db import IdMixin, JSONType, OrgScoped, TimestampMixin, UTCDateTime, utcnow
 
 Money = Numeric(18, 2)
@@ -207,3 +208,13 @@ class SearchDoc(Base, OrgScoped):
     subtitle: Mapped[str | None] = mapped_column(String(300))
     text: Mapped[str] = mapped_column(Text)  # lower-cased names, e-mails, phones, domain
     sounds: Mapped[str] = mapped_column(Text, default="")  # phonetic codes of the name words
+
+
+class Import(Base, IdMixin, OrgScoped, CsvImportMixin):
+    """A CSV import of contacts, companies or deals (options: object, actor, fields)."""
+
+    __tablename__ = "crm_imports"
+
+
+class ImportRowError(Base, IdMixin, OrgScoped, CsvImportErrorMixin):
+    __tablename__ = "crm_import_errors"
