@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+import pytest
+
+from nexus.services.vas.twilio_api import credentials
 from tests.services.vas.twilio_api.conftest import TwilioEnv
 
 
@@ -59,3 +62,18 @@ async def test_the_openapi_schema_lists_the_twilio_paths(twilio: TwilioEnv) -> N
     schema = (await twilio.api.get("/openapi.json")).json()
     assert "/2010-04-01/Accounts/{AccountSid}/Messages.json" in schema["paths"]
     assert "/api/v1/vas/twilio-credentials" in schema["paths"]
+
+
+async def test_guessing_credentials_is_throttled_per_address(
+    twilio: TwilioEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(credentials, "CHECKS_PER_MINUTE", 5)
+    url = f"/2010-04-01/Accounts/{twilio.account_sid}/Messages.json"
+    codes = []
+    for guess in range(7):
+        r = await twilio.api.get(url, auth=(twilio.account_sid, f"guess-{guess}"))
+        codes.append(r.json()["code"])
+    assert codes == [20003] * 5 + [20429] * 2
+    assert int(r.headers["retry-after"]) > 0
+    right = await twilio.api.get(url, auth=(twilio.account_sid, twilio.auth_token))
+    assert right.status_code == 429  # even the right token waits: guesses learn nothing

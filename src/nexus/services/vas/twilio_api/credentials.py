@@ -19,12 +19,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.kernel.crypto import constant_time_equals, seal, token_hash, unseal
 from nexus.kernel.db import utcnow
+from nexus.kernel.ratelimit import client_ip, get_rate_limiter
 from nexus.services.vas.state import Vas
 from nexus.services.vas.twilio_api.errors import TwilioError
 from nexus.services.vas.twilio_api.models import TwilioCredential
 
 PURPOSE = "vas.twilio-auth-token"
 CACHE_S = 10.0  # how long a checked credential is trusted in this process
+# Credential checks (cache misses) per client address and minute: a legitimate client
+# needs one per credential every CACHE_S; guessing needs one per guess.
+CHECKS_PER_MINUTE = 120
 _CACHE_KEY = "vas.twilio_auth"
 
 
@@ -117,6 +121,15 @@ async def authenticate(vas: Vas, request: Request, account_sid: str) -> TwilioCa
     if hit is not None and hit[0] > time.monotonic():
         caller = hit[1]
     else:
+        retry = await get_rate_limiter(request).hit(
+            "vas.twilio_auth", client_ip(request), CHECKS_PER_MINUTE, 60
+        )
+        if retry:
+            raise TwilioError(
+                20429,
+                f"Too many requests; try again in {int(retry)} s.",
+                headers={"Retry-After": str(int(retry))},
+            )
         caller = await _check(vas, user, key[1])
         if len(cache) > 10_000:
             cache.clear()

@@ -43,15 +43,23 @@ CODES: dict[int, tuple[int, str]] = {
 
 
 class TwilioError(Exception):
-    def __init__(self, code: int, message: str | None = None, *, status: int | None = None):
+    def __init__(
+        self,
+        code: int,
+        message: str | None = None,
+        *,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         default_status, default_message = CODES.get(code, (400, "Bad request"))
         self.code = code
         self.message = message or default_message
         self.status = status or default_status
+        self.headers = headers or {}
         super().__init__(self.message)
 
     def response(self) -> JSONResponse:
-        headers = {}
+        headers = dict(self.headers)
         if self.status == 401:
             headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
         return JSONResponse(
