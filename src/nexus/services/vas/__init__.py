@@ -82,6 +82,13 @@ async def _start(runtime: Runtime) -> None:
     )
 
 
+async def _on_message_event(event: Event, ctx: HandlerContext) -> None:
+    """One consumer group for both kinds of customer callback: a group costs a delivery
+    per event, and every message publishes several."""
+    await webhooks_out.on_message_event(event, ctx)
+    await twilio_callbacks.on_message_event(event, ctx)
+
+
 async def _on_org_created(event: Event, ctx: HandlerContext) -> None:
     if not get_vas_settings().sandbox_for_new_orgs or ctx.session is None or not event.org_id:
         return
@@ -145,8 +152,7 @@ service = Service(
         *ENGAGEMENT_JOBS,
     ],
     consumers=[
-        Consumer("webhooks", ("nexus.vas.message.*",), webhooks_out.on_message_event),
-        Consumer("twilio_callbacks", ("nexus.vas.message.*",), twilio_callbacks.on_message_event),
+        Consumer("webhooks", ("nexus.vas.message.*",), _on_message_event),
         Consumer("sandbox_for_new_orgs", ("nexus.idaas.org.created",), _on_org_created),
     ],
     workers=[health_loop],
