@@ -2,9 +2,10 @@
 status change, signed with `X-Twilio-Signature` under the account's auth token (so
 Twilio's own `RequestValidator`s accept it), retried by the work queue.
 
-A consumer of VAS's message events picks the messages that have a callback URL and
-queues one delivery job per event; the job is at least once (a receiver may see a
-status twice, as with Twilio) and retried with backoff until the receiver answers 2xx.
+VAS's consumer of message events (the `webhooks` group) calls `on_message_event`, which
+picks the messages that have a callback URL and queues one delivery job per event; the
+job is at least once (a receiver may see a status twice, as with Twilio) and is retried
+with backoff until the receiver answers 2xx.
 """
 
 from __future__ import annotations
