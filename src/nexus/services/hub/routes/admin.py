@@ -56,7 +56,6 @@ async def _users(
     values: dict[str, Any] | None = None,
     errors: dict[str, str] | None = None,
     error: str = "",
-    status: int = 200,
 ) -> Response:
     q = (request.query_params.get("q") or "").strip()[:200]
     state = request.query_params.get("status") or ""
@@ -75,7 +74,6 @@ async def _users(
         request,
         "admin/users.html",
         ctx,
-        status=status,
         users=page["items"],
         next_url="/admin/users?" + urlencode({**filters, "cursor": page["next_cursor"]})
         if page["next_cursor"]
@@ -115,7 +113,6 @@ async def create_user(request: Request, ctx: Ctx = Depends(signed_in)) -> Respon
             values=values,
             errors=_strip_bad(form_errors(exc)),
             error=exc.detail,
-            status=exc.status,
         )
     return redirect("/admin/users?done=user-created", request)
 
@@ -138,13 +135,12 @@ async def groups(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
     return await _groups(request, ctx)
 
 
-async def _groups(request: Request, ctx: Ctx, *, error: str = "", status: int = 200) -> Response:
+async def _groups(request: Request, ctx: Ctx, *, error: str = "") -> Response:
     items = await ctx.get("idaas", "/groups")
     return render(
         request,
         "admin/groups.html",
         ctx,
-        status=status,
         groups=items,
         error=error,
         flash=_flash(request),
@@ -160,7 +156,7 @@ async def create_group(request: Request, ctx: Ctx = Depends(signed_in)) -> Respo
     except ApiError as exc:
         if exc.status not in {400, 409, 422}:
             raise
-        return await _groups(request, ctx, error=exc.detail, status=exc.status)
+        return await _groups(request, ctx, error=exc.detail)
     return redirect("/admin/groups?done=group-created", request)
 
 
@@ -182,7 +178,6 @@ async def _roles(
     *,
     error: str = "",
     values: dict[str, Any] | None = None,
-    status: int = 200,
 ) -> Response:
     items = await ctx.get("idaas", "/roles")
     permissions = await ctx.get("idaas", "/permissions")
@@ -190,7 +185,6 @@ async def _roles(
         request,
         "admin/roles.html",
         ctx,
-        status=status,
         roles=items,
         permissions=permissions,
         values=values or {"permissions": []},
@@ -215,7 +209,7 @@ async def create_role(request: Request, ctx: Ctx = Depends(signed_in)) -> Respon
         detail = exc.detail
         if exc.status == 422 and not values["permissions"]:
             detail = "Choose at least one permission."
-        return await _roles(request, ctx, error=detail, values=values, status=exc.status)
+        return await _roles(request, ctx, error=detail, values=values)
     return redirect("/admin/roles?done=role-created", request)
 
 
@@ -238,7 +232,6 @@ async def _api_keys(
     error: str = "",
     created: dict[str, Any] | None = None,
     values: dict[str, Any] | None = None,
-    status: int = 200,
 ) -> Response:
     keys = await ctx.get("idaas", "/api-keys")
     declared = await ctx.get("idaas", "/permissions")
@@ -247,7 +240,6 @@ async def _api_keys(
         request,
         "admin/api_keys.html",
         ctx,
-        status=status,
         keys=keys,
         permissions=grantable,
         created=created,
@@ -268,20 +260,16 @@ async def create_api_key(request: Request, ctx: Ctx = Depends(signed_in)) -> Res
     body = dict(values)
     if days:
         if not days.isdigit():
-            return await _api_keys(
-                request, ctx, error="Expiry is a number of days.", values=values, status=422
-            )
+            return await _api_keys(request, ctx, error="Expiry is a number of days.", values=values)
         body["expires_in_days"] = int(days)
     if not values["permissions"]:
-        return await _api_keys(
-            request, ctx, error="Choose at least one permission.", values=values, status=422
-        )
+        return await _api_keys(request, ctx, error="Choose at least one permission.", values=values)
     try:
         created = await ctx.post("idaas", "/api-keys", body)
     except ApiError as exc:
         if exc.status not in {400, 403, 409, 422}:
             raise
-        return await _api_keys(request, ctx, error=exc.detail, values=values, status=exc.status)
+        return await _api_keys(request, ctx, error=exc.detail, values=values)
     return await _api_keys(request, ctx, created=created)
 
 
@@ -304,14 +292,12 @@ async def _clients(
     error: str = "",
     created: dict[str, Any] | None = None,
     values: dict[str, Any] | None = None,
-    status: int = 200,
 ) -> Response:
     page = await ctx.get("idaas", "/oauth-clients", limit=100)
     return render(
         request,
         "admin/oauth_clients.html",
         ctx,
-        status=status,
         clients=page["items"],
         created=created,
         values=values
@@ -336,7 +322,7 @@ async def create_oauth_client(request: Request, ctx: Ctx = Depends(signed_in)) -
     except ApiError as exc:
         if exc.status not in {400, 403, 409, 422}:
             raise
-        return await _clients(request, ctx, error=exc.detail, values=values, status=exc.status)
+        return await _clients(request, ctx, error=exc.detail, values=values)
     return await _clients(request, ctx, created=created)
 
 
@@ -391,7 +377,6 @@ async def _org(
     *,
     error: str = "",
     errors: dict[str, str] | None = None,
-    status: int = 200,
 ) -> Response:
     current = await ctx.get("idaas", f"/orgs/{ctx.row.org_id}")
     children = [o for o in await ctx.get("idaas", "/orgs") if o["id"] != ctx.row.org_id]
@@ -399,7 +384,6 @@ async def _org(
         request,
         "admin/org.html",
         ctx,
-        status=status,
         org=current,
         children=children,
         error=error,
@@ -420,8 +404,6 @@ async def save_org(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
     except ApiError as exc:
         if exc.status not in {400, 403, 409, 422}:
             raise
-        return await _org(
-            request, ctx, error=exc.detail, errors=form_errors(exc), status=exc.status
-        )
+        return await _org(request, ctx, error=exc.detail, errors=form_errors(exc))
     await sessions.update(request, ctx.row, org_name=body["name"] or ctx.row.org_name)
     return redirect("/admin/org?done=org-saved", request)

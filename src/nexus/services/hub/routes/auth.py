@@ -22,15 +22,12 @@ def safe_next(value: Any) -> str:
     return text
 
 
-def _pre_form(
-    request: Request, template: str, *, status: int = 200, next_url: str = "/", **values: Any
-) -> Response:
+def _pre_form(request: Request, template: str, *, next_url: str = "/", **values: Any) -> Response:
     """A form shown before login, with its CSRF token bound to the pre-session cookie."""
     pre = sessions.pre_cookie(request)
     response = render(
         request,
         template,
-        status=status,
         next=safe_next(next_url),
         csrf=sessions.login_csrf(pre),
         **values,
@@ -44,14 +41,12 @@ def _login_form(
     *,
     error: str = "",
     email: str = "",
-    status: int = 200,
     notice: str = "",
     next_url: str | None = None,
 ) -> Response:
     return _pre_form(
         request,
         "login.html",
-        status=status,
         next_url=next_url or request.query_params.get("next") or "/",
         error=error,
         notice=notice,
@@ -98,7 +93,6 @@ async def login(request: Request) -> Response:
         return _login_form(
             request,
             email=email,
-            status=403,
             error="The login form expired. Please enter your details again.",
             next_url=target,
         )
@@ -106,7 +100,6 @@ async def login(request: Request) -> Response:
         return _login_form(
             request,
             email=email,
-            status=422,
             error="Enter your e-mail address and password.",
             next_url=target,
         )
@@ -133,21 +126,16 @@ async def login(request: Request) -> Response:
             error = "The e-mail or password is not right."
         else:
             error = api.ApiError.of("idaas", answer).detail
-    return _login_form(
-        request, email=email, status=answer.status_code, error=error, next_url=target
-    )
+    return _login_form(request, email=email, error=error, next_url=target)
 
 
-def _mfa_form(
-    request: Request, *, error: str = "", status: int = 200, next_url: str | None = None
-) -> Response:
+def _mfa_form(request: Request, *, error: str = "", next_url: str | None = None) -> Response:
     pending = sessions.open_mfa(request, request.cookies.get(MFA_COOKIE))
     if pending is None:
         return redirect("/login?reason=expired", request)
     return _pre_form(
         request,
         "mfa.html",
-        status=status,
         next_url=next_url or request.query_params.get("next") or "/",
         error=error,
         email=pending["e"],
@@ -170,14 +158,12 @@ async def mfa_verify(request: Request) -> Response:
     if not sessions.check_pre_token(request, str(form.get("csrf") or "")):
         return _mfa_form(
             request,
-            status=403,
             error="The form expired. Please enter the code again.",
             next_url=target,
         )
     if not 6 <= len(code) <= 20:
         return _mfa_form(
             request,
-            status=422,
             error="Enter the 6-digit code from your app, or a recovery code.",
             next_url=target,
         )
@@ -191,7 +177,7 @@ async def mfa_verify(request: Request) -> Response:
     )
     if answer.status_code == 401 and "expired" in answer.text.lower():
         return redirect("/login?reason=expired", request)
-    return _mfa_form(request, status=answer.status_code, error=error, next_url=target)
+    return _mfa_form(request, error=error, next_url=target)
 
 
 @router.post("/logout")

@@ -62,14 +62,12 @@ def _compose(
     *,
     errors: dict[str, str] | None = None,
     error: str = "",
-    status: int = 200,
 ) -> Response:
     values.setdefault("key", secrets.token_urlsafe(16))
     return render(
         request,
         "compose.html",
         ctx,
-        status=status,
         values=values,
         errors=errors or {},
         error=error,
@@ -112,12 +110,9 @@ async def send(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
                 ctx,
                 values,
                 errors={"send_at": "Give a date and time, or leave it empty to send now."},
-                status=422,
             )
     if not payload["to"]:
-        return _compose(
-            request, ctx, values, errors={"to": "Who should get this message?"}, status=422
-        )
+        return _compose(request, ctx, values, errors={"to": "Who should get this message?"})
     try:
         message = await ctx.call(
             "vas",
@@ -129,9 +124,7 @@ async def send(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
     except ApiError as exc:
         if exc.status not in {400, 409, 422}:
             raise
-        return _compose(
-            request, ctx, values, errors=form_errors(exc), error=exc.detail, status=exc.status
-        )
+        return _compose(request, ctx, values, errors=form_errors(exc), error=exc.detail)
     return redirect(f"/messages/{message['id']}?sent=1", request)
 
 

@@ -50,9 +50,7 @@ async def change_password(request: Request, ctx: Ctx = Depends(signed_in)) -> Re
     form = await request.form()
     current, new, again = (str(form.get(n) or "") for n in ("current", "new", "again"))
     if new != again:
-        return await _profile(
-            request, ctx, pw_problem="The new passwords are not the same.", status=422
-        )
+        return await _profile(request, ctx, pw_problem="The new passwords are not the same.")
     try:
         await ctx.post("idaas", "/me/password", {"current_password": current, "new_password": new})
     except ApiError as exc:
@@ -92,7 +90,6 @@ async def confirm_totp(request: Request, ctx: Ctx = Depends(signed_in)) -> Respo
             request,
             "totp.html",
             ctx,
-            status=422,
             secret=secret,
             uri=uri,
             qr=qr_svg(uri),
