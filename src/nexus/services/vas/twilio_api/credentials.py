@@ -13,6 +13,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
+import structlog
 from fastapi import Request
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -136,6 +137,7 @@ async def authenticate(vas: Vas, request: Request, account_sid: str) -> TwilioCa
         cache[key] = (time.monotonic() + CACHE_S, caller)
     if caller.account_sid != account_sid:
         raise TwilioError(20003)
+    structlog.contextvars.bind_contextvars(org_id=caller.org_id, credential=caller.credential_sid)
     return caller
 
 
