@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format check-services test-embedded test-services bench clean
+.PHONY: run test lint format check-services test-embedded test-services bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ run: $(STAMP)
 	$(BIN)/nexus serve --no-migrate
 
 ## make test: ruff, then the whole suite on the embedded defaults and on PostgreSQL + NATS + Redis
-test: $(STAMP) lint test-embedded test-services
+test: $(STAMP) chromium lint test-embedded test-services
+
+## chromium: Debian's Chromium for the Hub's browser tests (Playwright drives it; nothing is downloaded by Playwright)
+chromium:
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -31,10 +35,10 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks
 	$(BIN)/ruff format src tests benchmarks
 
-test-embedded: $(STAMP)
+test-embedded: $(STAMP) chromium
 	NEXUS_TEST_BACKEND=embedded $(BIN)/pytest -q
 
-test-services: $(STAMP)
+test-services: $(STAMP) chromium
 	NEXUS_TEST_BACKEND=services $(BIN)/pytest -q
 
 bench: $(STAMP)

@@ -20,8 +20,6 @@ from nexus.services.hub.live import api_login, free_port, serving
 from tests.conftest import RuntimeFactory
 from tests.services.hub.conftest import OWNER, PASSWORD, make_hub
 
-pytestmark = pytest.mark.e2e
-
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if CHROMIUM.exists():
