@@ -90,6 +90,11 @@ async def test_list_filters_by_to_from_and_date_sent(twilio: TwilioEnv) -> None:
     assert await call(client.messages.list, from_="+14155550111") == []
     today = dt.datetime.now(dt.UTC).date()
     assert len(await call(client.messages.list, date_sent=today.isoformat())) == 2
+    assert len(await call(client.messages.list, date_sent=today)) == 2  # sent as midnight
+    yesterday = today - dt.timedelta(days=1)
+    assert await call(client.messages.list, date_sent=yesterday) == []
+    assert len(await call(client.messages.list, date_sent_after=today)) == 2
+    assert await call(client.messages.list, date_sent_before=yesterday) == []
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
     assert await call(client.messages.list, date_sent_after=later) == []
     assert len(await call(client.messages.list, date_sent_before=later)) == 2

@@ -140,19 +140,25 @@ async def delete_message(AccountSid: str, Sid: str, request: Request) -> Respons
 
 
 # -- list with Twilio's paging ----------------------------------------------------------
-def _date_bound(raw: str, name: str, *, end_of_day: bool) -> dt.datetime:
+def _span(raw: str, name: str, *, whole_day: bool = False) -> tuple[dt.datetime, dt.datetime]:
+    """The instants a filter value stands for, [start, end): a date (`YYYY-MM-DD`) is its
+    UTC day; a time is itself, or its day with `whole_day`."""
     text = raw.strip().replace("Z", "+00:00")
     try:
         if len(text) == 10:
-            day = dt.date.fromisoformat(text)
-            start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
-            return start + dt.timedelta(days=1) if end_of_day else start
-        value = dt.datetime.fromisoformat(text)
+            value = dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), dt.UTC)
+            whole_day = True
+        else:
+            value = dt.datetime.fromisoformat(text)
     except ValueError:
         raise TwilioError(
             20001, f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 time."
         ) from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    value = value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if whole_day:
+        day = dt.datetime.combine(value.date(), dt.time(), dt.UTC)
+        return day, day + dt.timedelta(days=1)
+    return value, value + dt.timedelta(microseconds=1)
 
 
 def _filters(params: dict[str, str]) -> tuple[list[Any], list[tuple[str, str]]]:
@@ -170,18 +176,16 @@ def _filters(params: dict[str, str]) -> tuple[list[Any], list[tuple[str, str]]]:
                 Message.channel == ("whatsapp" if whatsapp else "sms"),
             ]
     sent = func.coalesce(Message.sent_at, Message.created_at)
-    if params.get("DateSent"):
+    if params.get("DateSent"):  # the day of the value (SDKs send dates as midnight times)
         kept.append(("DateSent", params["DateSent"]))
-        conditions += [
-            sent >= _date_bound(params["DateSent"], "DateSent", end_of_day=False),
-            sent < _date_bound(params["DateSent"], "DateSent", end_of_day=True),
-        ]
-    if params.get("DateSent<"):
+        start, end = _span(params["DateSent"], "DateSent", whole_day=True)
+        conditions += [sent >= start, sent < end]
+    if params.get("DateSent<"):  # on or before
         kept.append(("DateSent<", params["DateSent<"]))
-        conditions.append(sent < _date_bound(params["DateSent<"], "DateSent<", end_of_day=True))
-    if params.get("DateSent>"):
+        conditions.append(sent < _span(params["DateSent<"], "DateSent<")[1])
+    if params.get("DateSent>"):  # on or after
         kept.append(("DateSent>", params["DateSent>"]))
-        conditions.append(sent >= _date_bound(params["DateSent>"], "DateSent>", end_of_day=False))
+        conditions.append(sent >= _span(params["DateSent>"], "DateSent>")[0])
     return conditions, kept
 
 
