@@ -146,8 +146,8 @@ async def _check(vas: Vas, user: str, password_hash: str) -> TwilioCaller:
         rows = {
             row.sid: row
             for row in await session.scalars(
-                select(TwilioCredential).where(
-                    TwilioCredential.sid.in_([user])
+                select(TwilioCredential).where(  # the credential and its account
+                    (TwilioCredential.sid == user)
                     | TwilioCredential.sid.in_(
                         select(TwilioCredential.account_sid).where(TwilioCredential.sid == user)
                     )
