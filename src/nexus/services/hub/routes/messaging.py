@@ -3,6 +3,7 @@ status, a message's history with its routing decisions, providers, analytics."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import secrets
 from collections import Counter, defaultdict
@@ -150,7 +151,10 @@ def _api_params(filters: dict[str, str]) -> dict[str, str]:
 async def log(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
     filters = _filters(request)
     cursor = request.query_params.get("cursor") or None
-    page = await ctx.get("vas", "/messages", **_api_params(filters), cursor=cursor, limit=PAGE_SIZE)
+    page, providers = await asyncio.gather(
+        ctx.get("vas", "/messages", **_api_params(filters), cursor=cursor, limit=PAGE_SIZE),
+        _providers(ctx),
+    )
     values = {
         "items": page["items"],
         "next_cursor": page["next_cursor"],
@@ -159,12 +163,6 @@ async def log(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
         + urlencode({**filters, **({"cursor": cursor} if cursor else {})}),
         "next_url": "/messages?" + urlencode({**filters, "cursor": page["next_cursor"] or ""}),
     }
-    providers = []
-    if ctx.can("vas:provider:read"):
-        try:
-            providers = await ctx.get("vas", "/providers")
-        except ApiError:
-            providers = []
     return render(
         request,
         "log.html",
@@ -201,8 +199,10 @@ def _steps(message: dict[str, Any]) -> list[dict[str, Any]]:
 
 @router.get("/messages/{message_id}")
 async def detail(message_id: str, request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
-    message = await ctx.get("vas", f"/messages/{message_id}")
-    names = await _provider_names(ctx)
+    message, providers = await asyncio.gather(
+        ctx.get("vas", f"/messages/{message_id}"), _providers(ctx)
+    )
+    names = {p["id"]: p["name"] for p in providers}
     values = {"m": message, "steps": _steps(message), "names": names, "final": FINAL}
     if is_htmx(request):
         return render(request, "_message_live.html", ctx, **values)
@@ -223,13 +223,14 @@ async def cancel(message_id: str, request: Request, ctx: Ctx = Depends(signed_in
     return redirect(f"/messages/{message_id}", request)
 
 
-async def _provider_names(ctx: Ctx) -> dict[str, str]:
+async def _providers(ctx: Ctx) -> list[dict[str, Any]]:
+    """The org's provider accounts, for names and filters (none without the permission)."""
     if not ctx.can("vas:provider:read"):
-        return {}
+        return []
     try:
-        return {p["id"]: p["name"] for p in await ctx.get("vas", "/providers")}
+        return await ctx.get("vas", "/providers")  # type: ignore[no-any-return]
     except ApiError:
-        return {}
+        return []
 
 
 # -- providers -----------------------------------------------------------------------------
@@ -244,9 +245,11 @@ async def providers(request: Request, ctx: Ctx = Depends(signed_in)) -> Response
 # -- analytics -----------------------------------------------------------------------------
 @router.get("/analytics")
 async def analytics(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
-    page = await ctx.get("vas", "/messages", limit=ANALYTICS_SAMPLE)
+    page, providers = await asyncio.gather(
+        ctx.get("vas", "/messages", limit=ANALYTICS_SAMPLE), _providers(ctx)
+    )
     items = [m for m in page["items"] if m["direction"] == "outbound"]
-    names = await _provider_names(ctx)
+    names = {p["id"]: p["name"] for p in providers}
     return render(
         request,
         "analytics.html",
