@@ -277,3 +277,22 @@ async def test_search_prefix_phone_fuzzy_and_pages(crm: Crm) -> None:
     assert len(fuzzy["items"]) == 7
     empty = await crm.client.get("/api/v1/crm/search?q=%20%2B", headers=h)
     assert empty.status_code == 400
+
+
+async def test_creates_are_idempotent_per_caller_and_key(crm: Crm) -> None:
+    h = {**crm.admin(), "Idempotency-Key": "import-row-1"}
+    first = await crm.client.post("/api/v1/crm/contacts", json={"first_name": "Once"}, headers=h)
+    again = await crm.client.post("/api/v1/crm/contacts", json={"first_name": "Once"}, headers=h)
+    assert first.status_code == again.status_code == 201
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    other = {**crm.admin(sub="admin-2"), "Idempotency-Key": "import-row-1"}
+    theirs = await crm.client.post(
+        "/api/v1/crm/contacts", json={"first_name": "Once"}, headers=other
+    )
+    assert theirs.json()["id"] != first.json()["id"]
+    deal = await crm.client.post("/api/v1/crm/deals", json={"name": "D"}, headers=h)
+    deal_again = await crm.client.post("/api/v1/crm/deals", json={"name": "D"}, headers=h)
+    assert deal_again.json()["id"] == deal.json()["id"]
+    assert len((await crm.get("/contacts", crm.admin()))["items"]) == 2
+    assert len((await crm.get("/deals", crm.admin()))["items"]) == 1

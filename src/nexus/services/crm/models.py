@@ -218,3 +218,15 @@ class Import(Base, IdMixin, OrgScoped, CsvImportMixin):
 
 class ImportRowError(Base, IdMixin, OrgScoped, CsvImportErrorMixin):
     __tablename__ = "crm_import_errors"
+
+
+class IdempotencyKey(Base, IdMixin, OrgScoped):
+    """An `Idempotency-Key` a create request came with, and the record it created."""
+
+    __tablename__ = "crm_idempotency_keys"
+    kind: Mapped[str] = mapped_column(String(12))
+    key: Mapped[str] = mapped_column(String(200))
+    object_id: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("org_id", "kind", "key", name="uq_crm_idempotency_key"),)

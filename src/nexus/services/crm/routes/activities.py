@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.kernel.errors import Conflict, NotFound
 from nexus.kernel.pagination import Page
 from nexus.services.crm import activities
 from nexus.services.crm.access import Access, access
 from nexus.services.crm.models import Activity, Company, Contact, CustomField, Deal
-from nexus.services.crm.routes.common import Cursor, Limit, crm_db, linked, page, reader
+from nexus.services.crm.routes.common import (
+    Cursor,
+    IdempotencyKeyHeader,
+    Limit,
+    create_once,
+    crm_db,
+    linked,
+    page,
+    reader,
+)
 from nexus.services.crm.schemas import (
     ActivityIn,
     ActivityOut,
@@ -53,11 +63,16 @@ async def list_activities(
 
 @router.post("", response_model=ActivityOut, status_code=201, summary="Log an activity")
 async def create_activity(
-    body: ActivityIn, request: Request, acc: Access = access("activity", "write")
+    body: ActivityIn,
+    request: Request,
+    response: Response,
+    key: str | None = IdempotencyKeyHeader,
+    acc: Access = access("activity", "write"),
 ) -> ActivityOut:
     """On a contact, company and/or deal you may read; you are its owner."""
     org_id = acc.principal.org_id
-    async with crm_db(request).transaction(org_id=org_id) as session:
+
+    async def create(session: AsyncSession) -> Activity:
         await linked(session, reader(acc, "contact"), Contact, body.contact_id, "contact_id")
         await linked(session, reader(acc, "company"), Company, body.company_id, "company_id")
         await linked(session, reader(acc, "deal"), Deal, body.deal_id, "deal_id")
@@ -65,6 +80,9 @@ async def create_activity(
             session, org_id, acc.principal.subject, body.model_dump(exclude_unset=True)
         )
         acc.check_values(activity)
+        return activity
+
+    activity = await create_once(crm_db(request), acc, Activity, key, response, create)
     return ActivityOut.model_validate(activity)
 
 

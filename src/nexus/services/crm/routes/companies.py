@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.kernel.pagination import Page
 from nexus.services.crm import activities, companies, custom_fields, normalize, search
 from nexus.services.crm.access import Access, access
 from nexus.services.crm.models import Activity, Company, Contact, Deal
-from nexus.services.crm.routes.common import Cursor, Limit, crm_db, page
+from nexus.services.crm.routes.common import (
+    Cursor,
+    IdempotencyKeyHeader,
+    Limit,
+    create_once,
+    crm_db,
+    page,
+)
 from nexus.services.crm.schemas import ActivityOut, CompanyIn, CompanyOut, CompanyPatch
 
 router = APIRouter(prefix="/companies", tags=["crm companies"])
@@ -51,15 +59,23 @@ async def list_companies(
 
 @router.post("", response_model=CompanyOut, status_code=201, summary="Create a company")
 async def create_company(
-    body: CompanyIn, request: Request, acc: Access = access("company", "write")
+    body: CompanyIn,
+    request: Request,
+    response: Response,
+    key: str | None = IdempotencyKeyHeader,
+    acc: Access = access("company", "write"),
 ) -> CompanyOut:
     """The domain is normalized (`https://www.Acme.com/` is `acme.com`) and unique in the
     org: a second company with it is a 409 naming the first."""
-    async with crm_db(request).transaction(org_id=acc.principal.org_id) as session:
+
+    async def create(session: AsyncSession) -> Company:
         company = await companies.create(
             session, acc.principal.org_id, acc.principal.subject, body.model_dump()
         )
         acc.check_values(company)
+        return company
+
+    company = await create_once(crm_db(request), acc, Company, key, response, create)
     return CompanyOut.model_validate(company)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.kernel.db import Database
 from nexus.kernel.errors import BadRequest
@@ -11,7 +12,16 @@ from nexus.kernel.pagination import Page
 from nexus.services.crm import activities, contacts, custom_fields, messaging, scoring, search
 from nexus.services.crm.access import Access, access
 from nexus.services.crm.models import Activity, Address, Company, Contact, Deal, DealContact
-from nexus.services.crm.routes.common import Cursor, Limit, crm_db, linked, page, reader
+from nexus.services.crm.routes.common import (
+    Cursor,
+    IdempotencyKeyHeader,
+    Limit,
+    create_once,
+    crm_db,
+    linked,
+    page,
+    reader,
+)
 from nexus.services.crm.schemas import (
     ActivityOut,
     ContactIn,
@@ -83,10 +93,13 @@ async def list_contacts(
 
 @router.post("", response_model=ContactOut, status_code=201, summary="Create a contact")
 async def create_contact(
-    body: ContactIn, request: Request, acc: Access = access("contact", "write")
+    body: ContactIn,
+    request: Request,
+    response: Response,
+    key: str | None = IdempotencyKeyHeader,
+    acc: Access = access("contact", "write"),
 ) -> ContactOut:
-    db = crm_db(request)
-    async with db.transaction(org_id=acc.principal.org_id) as session:
+    async def create(session: AsyncSession) -> Contact:
         await linked(session, reader(acc, "company"), Company, body.company_id, "company_id")
         contact = await contacts.create(
             session,
@@ -96,7 +109,9 @@ async def create_contact(
             _region(body.region),
         )
         acc.check_values(contact)
-    return _out(contact)
+        return contact
+
+    return _out(await create_once(crm_db(request), acc, Contact, key, response, create))
 
 
 @router.get("/{contact_id}", response_model=ContactOut, summary="One contact")

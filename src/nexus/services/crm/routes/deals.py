@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.kernel.errors import Conflict, NotFound
 from nexus.kernel.pagination import Page, encode_cursor
@@ -21,7 +22,16 @@ from nexus.services.crm.models import (
     Stage,
     StageChange,
 )
-from nexus.services.crm.routes.common import Cursor, Limit, crm_db, linked, page, reader
+from nexus.services.crm.routes.common import (
+    Cursor,
+    IdempotencyKeyHeader,
+    Limit,
+    create_once,
+    crm_db,
+    linked,
+    page,
+    reader,
+)
 from nexus.services.crm.schemas import (
     ActivityOut,
     BoardOut,
@@ -74,10 +84,19 @@ async def list_pipelines(
     request: Request, acc: Access = access("deal", "read")
 ) -> list[PipelineOut]:
     """Every org has a default pipeline ("Sales", four stages) from its first use."""
-    async with crm_db(request).transaction(org_id=acc.principal.org_id) as session:
-        await deals.ensure_default_pipeline(session, acc.principal.org_id)
-        rows = await session.scalars(select(Pipeline).order_by(Pipeline.created_at, Pipeline.id))
-        return [await _pipeline_out(session, p) for p in rows]
+    db = crm_db(request)
+    async with db.read(org_id=acc.principal.org_id) as session:
+        rows = list(
+            await session.scalars(select(Pipeline).order_by(Pipeline.created_at, Pipeline.id))
+        )
+        if rows:
+            return [await _pipeline_out(session, p) for p in rows]
+    async with db.transaction(org_id=acc.principal.org_id) as session:
+        return [
+            await _pipeline_out(
+                session, await deals.ensure_default_pipeline(session, acc.principal.org_id)
+            )
+        ]
 
 
 @pipelines.post("", response_model=PipelineOut, status_code=201, summary="Create a pipeline")
@@ -243,16 +262,26 @@ async def _check_links(
 
 @router.post("", response_model=DealOut, status_code=201, summary="Create a deal")
 async def create_deal(
-    body: DealIn, request: Request, acc: Access = access("deal", "write")
+    body: DealIn,
+    request: Request,
+    response: Response,
+    key: str | None = IdempotencyKeyHeader,
+    acc: Access = access("deal", "write"),
 ) -> DealOut:
     """In the default pipeline's first stage unless told; the probability comes from the
     stage unless given."""
-    async with crm_db(request).transaction(org_id=acc.principal.org_id) as session:
+
+    async def create(session: AsyncSession) -> Deal:
         await _check_links(session, acc, body.company_id, body.contact_ids)
         deal = await deals.create(
             session, acc.principal.org_id, acc.principal.subject, body.model_dump()
         )
         acc.check_values(deal)
+        return deal
+
+    db = crm_db(request)
+    deal = await create_once(db, acc, Deal, key, response, create)
+    async with db.read(org_id=acc.principal.org_id) as session:
         return (await _deals_out(session, [deal]))[0]
 
 
