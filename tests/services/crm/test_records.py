@@ -259,7 +259,10 @@ async def test_search_prefix_phone_fuzzy_and_pages(crm: Crm) -> None:
             phones=[f"+4420794600{i:02d}"],
         )
     await crm.post("/companies", h, name="Analytical Engines", domain="engines.example")
-    first = await crm.get("/search", h, q="ada lov", limit=3)
+    king = await crm.post(
+        "/contacts", h, first_name="Ada", last_name="King", emails=["ada.king@engines.example"]
+    )
+    first = await crm.get("/search", h, q="ada lov", limit=3)  # not King
     assert first["match"] == "prefix"
     assert len(first["items"]) == 3
     second = await crm.get("/search", h, q="ada lov", limit=3, cursor=first["next_cursor"])
@@ -267,14 +270,18 @@ async def test_search_prefix_phone_fuzzy_and_pages(crm: Crm) -> None:
     assert third["next_cursor"] is None
     ids = [x["id"] for page in (first, second, third) for x in page["items"]]
     assert len(ids) == len(set(ids)) == 7
+    by_email = await crm.get("/search", h, q="Ada.King@engines.ex")
+    assert [x["id"] for x in by_email["items"]] == [king["id"]]
+    assert (await crm.get("/search", h, q="ada.king@other.example"))["items"] == []
     by_phone = await crm.get("/search", h, q="+44 20 7946 0003")
     assert [x["title"] for x in by_phone["items"]] == ["Ada Lovelace3"]
-    assert (await crm.get("/search", h, q="engines.example"))["items"][0]["type"] == "company"
+    by_domain = (await crm.get("/search", h, q="engines.example"))["items"]
+    assert sorted(x["type"] for x in by_domain) == ["company", "contact"]
     assert (await crm.get("/search", h, q="analytic", type="company"))["items"]
     assert (await crm.get("/search", h, q="analytic", type="deal"))["items"] == []
     fuzzy = await crm.get("/search", h, q="Addah")
     assert fuzzy["match"] == "fuzzy"
-    assert len(fuzzy["items"]) == 7
+    assert len(fuzzy["items"]) == 8
     empty = await crm.client.get("/api/v1/crm/search?q=%20%2B", headers=h)
     assert empty.status_code == 400
 

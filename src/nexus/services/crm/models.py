@@ -117,7 +117,9 @@ class Deal(Base, IdMixin, OrgScoped, TimestampMixin):
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     custom: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
 
-    __table_args__ = (Index("ix_crm_deals_board", "org_id", "pipeline_id", "status", "stage_id"),)
+    __table_args__ = (
+        Index("ix_crm_deals_board", "org_id", "pipeline_id", "status", "stage_id", "id"),
+    )
 
 
 class DealContact(Base, OrgScoped):

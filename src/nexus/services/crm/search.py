@@ -112,10 +112,18 @@ async def unindex(session: AsyncSession, object_ids: list[str]) -> None:
         await session.execute(delete(SearchDoc).where(SearchDoc.object_id.in_(object_ids)))
 
 
-def _terms(query: str) -> list[str]:
-    if _PHONE_QUERY.match(query.strip()) and sum(c.isdigit() for c in query) >= 5:
-        return ["".join(c for c in query if c.isdigit())]
-    return normalize.words(query)[:8]
+def _terms(query: str) -> tuple[list[str], str | None]:
+    """(the words to match by prefix, a text the record must contain).
+
+    An e-mail is matched by the words of its local part (its domain words, `gmail`,
+    `com`, would match half the index) and then by containing what was typed."""
+    text = query.strip().lower()
+    if _PHONE_QUERY.match(text) and sum(c.isdigit() for c in text) >= 5:
+        return ["".join(c for c in text if c.isdigit())], None
+    local, at, domain = text.partition("@")
+    if at:
+        return (normalize.words(local) or normalize.words(domain))[:8], text
+    return normalize.words(text)[:8], None
 
 
 async def search(
@@ -131,7 +139,7 @@ async def search(
     to None (every record) or the owner ids whose records the caller may see."""
     if not 1 <= limit <= MAX_LIMIT:
         raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}.")
-    terms = _terms(query)
+    terms, contains = _terms(query)
     if not terms:
         raise BadRequest("Type at least one letter or digit to search.", slug="empty-query")
     after = decode_cursor(cursor) if cursor else None
@@ -141,6 +149,9 @@ async def search(
     if after:
         where.append("d.object_id < :after")
         params["after"] = after
+    if contains:
+        where.append(f"{'strpos' if pg else 'instr'}(d.text, :contains) > 0")
+        params["contains"] = contains
     rows = await _run(session, pg, "prefix", terms, query, where, params)
     if len(rows) > limit:
         rows = rows[:limit]
@@ -148,7 +159,7 @@ async def search(
     if rows or after:
         return [_hit(r) for r in rows], None, "prefix"
     codes = normalize.sounds(query).split()
-    if not codes and not pg:
+    if contains or (not codes and not pg):
         return [], None, "prefix"
     params["limit"] = limit
     fuzzy = await _run(session, pg, "fuzzy", codes, query, where, params)
