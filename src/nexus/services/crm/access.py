@@ -27,8 +27,6 @@ from nexus.kernel.auth import Principal, current_principal, permission_matches
 from nexus.kernel.errors import Forbidden, NotFound
 from nexus.kernel.policy import Condition, Grant, authorize, principal_grants
 
-OBJECTS = ("contact", "company", "deal", "activity")
-
 
 def resource_of(kind: str, obj: Any) -> dict[str, Any]:
     """The attributes conditions can use: id, org_id, owner_id, and the record's columns."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import structlog
 from fastapi import Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,7 +26,6 @@ from nexus.services.crm import activities, normalize
 from nexus.services.crm.contacts import by_address
 from nexus.services.crm.models import Activity, Contact
 
-log = structlog.get_logger("nexus.crm.messaging")
 THREAD_DAYS = 30
 ADDRESS_KIND = {"sms": "phone", "whatsapp": "phone", "email": "email"}
 

@@ -381,3 +381,37 @@ class ScoringModelOut(_Out):
     auc_rules: float | None
     trained_at: dt.datetime
     note: str | None
+
+
+class ForecastRow(BaseModel):
+    period: str = Field(description="YYYY-MM, YYYY-Qn, or unscheduled (open, no close date).")
+    owner_id: str
+    currency: str
+    open_deals: int
+    pipeline: Decimal
+    weighted: Decimal
+    won: Decimal
+    committed: Decimal
+    best_case: Decimal
+
+
+class ForecastTotals(BaseModel):
+    pipeline: Decimal = Decimal(0)
+    weighted: Decimal = Decimal(0)
+    won: Decimal = Decimal(0)
+    committed: Decimal = Decimal(0)
+    best_case: Decimal = Decimal(0)
+
+
+class ForecastOut(BaseModel):
+    grain: Literal["month", "quarter"]
+    from_: dt.date = Field(alias="from")
+    to: dt.date
+    rows: list[ForecastRow]
+    totals: dict[str, ForecastTotals] = Field(description="Per currency.")
+    won_deals: int
+    lost_deals: int
+    win_rate: float | None = Field(description="Won / (won + lost) of the deals closed.")
+    avg_cycle_days: float | None = Field(
+        description="Mean days from a won deal's first stage-history entry to its win."
+    )

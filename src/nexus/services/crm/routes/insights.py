@@ -15,7 +15,7 @@ from nexus.services.crm import scoring, search
 from nexus.services.crm.access import Access, access
 from nexus.services.crm.models import Deal, ScoringModel
 from nexus.services.crm.routes.common import Cursor, crm_db
-from nexus.services.crm.schemas import ScoringModelOut, SearchHit, SearchOut
+from nexus.services.crm.schemas import ForecastOut, ScoringModelOut, SearchHit, SearchOut
 
 router = APIRouter(tags=["crm search and insights"])
 
@@ -65,7 +65,12 @@ async def search_records(
     )
 
 
-@router.get("/forecast", summary="Weighted pipeline, committed and best case, win rate, cycle")
+@router.get(
+    "/forecast",
+    response_model=ForecastOut,
+    response_model_by_alias=True,
+    summary="Weighted pipeline, committed and best case, win rate, cycle",
+)
 async def get_forecast(
     request: Request,
     start: dt.date | None = Query(None, alias="from", description="Default: this month's start."),
