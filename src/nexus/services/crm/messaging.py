@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.kernel.client import service_client
-from nexus.kernel.db import scope_to_org, utcnow
+from nexus.kernel.db import utcnow
 from nexus.kernel.errors import BadRequest, Problem
 from nexus.kernel.events import Event
 from nexus.kernel.service import HandlerContext
@@ -128,7 +128,7 @@ async def on_received(event: Event, ctx: HandlerContext) -> None:
     channel = str(data.get("channel") or "")
     if session is None or not event.org_id or channel not in ADDRESS_KIND:
         return
-    scope_to_org(session, event.org_id)
+    # the session may carry other orgs' events of the same batch: filter by org explicitly
     sender = str(data.get("from") or "")
     try:
         address = (
@@ -191,9 +191,9 @@ async def on_status(event: Event, ctx: HandlerContext) -> None:
     status = event.type.rsplit(".", 1)[-1]
     if session is None or not event.org_id or status == "received":
         return
-    scope_to_org(session, event.org_id)
     rows = await session.scalars(
         select(Activity).where(
+            Activity.org_id == event.org_id,
             Activity.external_id == str(data.get("message_id") or ""),
             Activity.direction == "outbound",
         )
@@ -201,3 +201,4 @@ async def on_status(event: Event, ctx: HandlerContext) -> None:
     for activity in rows:
         activity.status = status
         activity.updated_at = utcnow()
+    await session.flush()
