@@ -132,7 +132,7 @@ def check(
     for where, source in (("body", body), ("subject", subject or "")):
         try:
             ENV.from_string(source).render(sample)
-        except SecurityError as exc:
+        except (SecurityError, OverflowError) as exc:  # beyond the sandbox's limits
             raise InvalidTemplate(
                 f"The {where} does something unsafe: {exc}", field=where
             ) from None
