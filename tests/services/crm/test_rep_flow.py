@@ -166,3 +166,19 @@ async def test_texting_needs_vas_permission_and_a_number(crm: Crm) -> None:
     assert refused.status_code == 403, refused.text  # VAS said no: vas:message:send missing
     timeline = await crm.get(f"/contacts/{with_phone['id']}/timeline", no_send)
     assert timeline["items"] == []
+
+
+async def test_a_reply_lands_only_in_its_own_org(crm: Crm) -> None:
+    a, b = crm.admin("org-a"), crm.admin("org-b", sub="admin-b")
+    in_a = await crm.post("/contacts", a, first_name="Same", phones=[PHONE])
+    in_b = await crm.post("/contacts", b, first_name="Same", phones=[PHONE])
+    unknown = await crm.post("/contacts", b, first_name="Other", phones=["+14155550999"])
+    await _reply_from(crm, b, PHONE, "hello org b")
+
+    async def arrived() -> bool:
+        timeline = await crm.get(f"/contacts/{in_b['id']}/timeline", b)
+        return bool(timeline["items"])
+
+    await eventually(arrived)
+    assert (await crm.get(f"/contacts/{in_a['id']}/timeline", a))["items"] == []
+    assert (await crm.get(f"/contacts/{unknown['id']}/timeline", b))["items"] == []
