@@ -71,6 +71,13 @@ async def capture(
                     await page.screenshot(path=str(path), full_page=True)
                     written.append(path)
                     step(f"{name} ({width})")
+                if width == "phone":  # the folded navigation, opened
+                    await page.goto("/")
+                    await page.click(".menu-toggle summary")
+                    path = outdir / "menu-phone.png"
+                    await page.screenshot(path=str(path))
+                    written.append(path)
+                    step("menu (phone)")
                 await context.close()
         finally:
             await browser.close()
@@ -124,7 +131,7 @@ async def existing_installation(
 
 
 def total_steps(with_demo: bool) -> int:
-    return 2 * (len(PAGES) + 1) + (1 if with_demo else 0)
+    return 2 * (len(PAGES) + 1) + 1 + (1 if with_demo else 0)
 
 
 def run(outdir: Path, url: str | None, email: str, password: str | None, step: Any) -> list[Path]:

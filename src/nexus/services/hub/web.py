@@ -81,13 +81,43 @@ def _money(value: Any, currency: str | None = None) -> str:
     return f"{text} {currency}" if currency else text
 
 
+BROWSERS = (
+    ("Edg/", "Edge"),
+    ("Firefox/", "Firefox"),
+    ("Chrome/", "Chrome"),
+    ("Safari/", "Safari"),
+    ("curl/", "curl"),
+    ("python-httpx", "a script (httpx)"),
+)
+SYSTEMS = (
+    ("Android", "Android"),
+    ("iPhone", "iPhone"),
+    ("iPad", "iPad"),
+    ("Windows", "Windows"),
+    ("Mac OS X", "macOS"),
+    ("Linux", "Linux"),
+)
+
+
+def _agent(value: Any) -> str:
+    """'Chrome on Linux' from a User-Agent header (good enough to recognise a session)."""
+    text = str(value or "")
+    if not text:
+        return "unknown"
+    browser = next((name for key, name in BROWSERS if key in text), "a browser")
+    system = next((name for key, name in SYSTEMS if key in text), "")
+    return f"{browser} on {system}" if system else browser
+
+
 env = Environment(
     loader=FileSystemLoader(HERE / "templates"),
     autoescape=select_autoescape(default=True, default_for_string=True),
     trim_blocks=True,
     lstrip_blocks=True,
 )
-env.filters.update(when=_when, ago=_ago, money=_money, urlquote=lambda s: quote(str(s), safe=""))
+env.filters.update(
+    when=_when, ago=_ago, money=_money, agent=_agent, urlquote=lambda s: quote(str(s), safe="")
+)
 env.globals.update(version=nexus.__version__)
 
 

@@ -3,6 +3,7 @@ the audit log and the org's settings. Every change is the API's, with its checks
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import urlencode
 
@@ -28,6 +29,13 @@ DONE = {
 NEW_CLIENT = {"client_type": "confidential", "grant_types": ["authorization_code", "refresh_token"]}
 USER_STATUSES = ("active", "invited", "suspended", "deactivated")
 AUDIT_RESULTS = ("success", "failure")
+
+
+def by_service(permissions: dict[str, str]) -> dict[str, list[tuple[str, str]]]:
+    grouped: dict[str, list[tuple[str, str]]] = {}
+    for name, description in sorted(permissions.items()):
+        grouped.setdefault(name.split(":", 1)[0], []).append((name, description))
+    return grouped
 
 
 def _flash(request: Request) -> str | None:
@@ -186,7 +194,7 @@ async def _roles(
         "admin/roles.html",
         ctx,
         roles=items,
-        permissions=permissions,
+        permissions=by_service(permissions),
         values=values or {"permissions": []},
         error=error,
         flash=_flash(request),
@@ -241,7 +249,7 @@ async def _api_keys(
         "admin/api_keys.html",
         ctx,
         keys=keys,
-        permissions=grantable,
+        permissions=by_service(grantable),
         created=created,
         values=values or {"permissions": []},
         error=error,
@@ -351,18 +359,32 @@ async def audit(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
         if name in params and len(params[name]) <= 16:
             params[name] += ":00+00:00"
     cursor = request.query_params.get("cursor") or None
-    page = await ctx.get("idaas", "/audit-events", **params, cursor=cursor, limit=50)
+    page, people = await asyncio.gather(
+        ctx.get("idaas", "/audit-events", **params, cursor=cursor, limit=50), _people(ctx)
+    )
     return render(
         request,
         "admin/audit.html",
         ctx,
         events=page["items"],
+        people=people,
         filters=filters,
         results=AUDIT_RESULTS,
         next_url="/admin/audit?" + urlencode({**filters, "cursor": page["next_cursor"]})
         if page["next_cursor"]
         else None,
     )
+
+
+async def _people(ctx: Ctx) -> dict[str, str]:
+    """User id -> e-mail for naming actors (the first 500 users; others show their id)."""
+    if not ctx.can("idaas:user:read"):
+        return {}
+    try:
+        page = await ctx.get("idaas", "/users", limit=500)
+    except ApiError:
+        return {}
+    return {u["id"]: u["email"] for u in page["items"]}
 
 
 # -- org settings --------------------------------------------------------------------------
