@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, and_, case, func, literal_column, select
+from sqlalchemy import ColumnElement, Integer, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.services.vas.models import Message
@@ -236,18 +236,13 @@ async def _percentiles(
                 **dict(zip(("p50", "p95", "p99"), row[2:], strict=True)),
             }
         return out
-    ranked = (
-        select(
-            bucket,
-            latency,
-            func.row_number()
-            .over(partition_by=literal_column("bucket"), order_by=literal_column("ms"))
-            .label("rn"),
-            func.count().over(partition_by=literal_column("bucket")).label("n"),
-        )
-        .where(*where)
-        .subquery()
-    )
+    inner = select(bucket, latency).where(*where).subquery()
+    ranked = select(
+        inner.c.bucket,
+        inner.c.ms,
+        func.row_number().over(partition_by=inner.c.bucket, order_by=inner.c.ms).label("rn"),
+        func.count().over(partition_by=inner.c.bucket).label("n"),
+    ).subquery()
     picks = [
         func.max(
             case((ranked.c.rn == func.cast(p * (ranked.c.n - 1), Integer) + 1, ranked.c.ms))

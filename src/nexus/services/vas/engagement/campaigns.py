@@ -11,8 +11,9 @@ most a step that never committed; the step that runs again starts from the commi
 cursor, and the unique keys refuse a second message to anyone in any case.
 
 Throttle: a token bucket, so that messages accepted since the start (or resume) of the
-run never exceed `throttle_per_s` times the time elapsed, plus one 0.2 s burst. The job runs for a few seconds and then queues its
-continuation, so a killed process's lease runs out soon and another worker goes on.
+run never exceed `throttle_per_s` times the time elapsed, plus one 0.2 s burst. The job
+runs for a few seconds and then queues its continuation, so a killed process's lease
+runs out soon and another worker goes on.
 """
 
 from __future__ import annotations
