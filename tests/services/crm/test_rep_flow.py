@@ -182,3 +182,36 @@ async def test_a_reply_lands_only_in_its_own_org(crm: Crm) -> None:
     await eventually(arrived)
     assert (await crm.get(f"/contacts/{in_a['id']}/timeline", a))["items"] == []
     assert (await crm.get(f"/contacts/{unknown['id']}/timeline", b))["items"] == []
+
+
+async def test_a_message_sent_for_a_contact_elsewhere_still_lands_on_its_timeline(
+    crm: Crm,
+) -> None:
+    """E.g. the CRM's transaction failed after VAS accepted the message, or another tool
+    sent it through VAS naming the contact: VAS's status events carry the metadata."""
+    admin = crm.admin()
+    await crm.client.post(
+        "/api/v1/providers",
+        json={"type": "sandbox", "channel": "sms", "name": "sandbox-sms"},
+        headers=admin,
+    )
+    contact = await crm.post("/contacts", admin, first_name="Elsewhere", phones=[PHONE])
+    sent = await crm.client.post(
+        "/api/v1/messages/send",
+        json={
+            "channel": "sms",
+            "to": PHONE,
+            "body": "from a campaign",
+            "metadata": {"crm_contact_id": contact["id"]},
+        },
+        headers=admin,
+    )
+    assert sent.status_code == 202, sent.text
+
+    async def delivered() -> bool:
+        items = (await crm.get(f"/contacts/{contact['id']}/timeline", admin))["items"]
+        return [(a["external_id"], a["status"]) for a in items] == [
+            (sent.json()["id"], "delivered")
+        ]
+
+    await eventually(delivered)

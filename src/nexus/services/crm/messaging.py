@@ -28,6 +28,15 @@ from nexus.services.crm.models import Activity, Contact
 
 THREAD_DAYS = 30
 ADDRESS_KIND = {"sms": "phone", "whatsapp": "phone", "email": "email"}
+STATUS_RANK = {
+    "queued": 0,
+    "sent": 1,
+    "delivered": 2,
+    "undelivered": 2,
+    "failed": 2,
+    "rejected": 2,
+    "expired": 2,
+}
 
 
 def recipient(contact: Contact, channel: str, to: str | None) -> str:
@@ -101,7 +110,10 @@ async def record_outbound(
             Activity.contact_id == contact.id, Activity.external_id == message["id"]
         )
     )
-    if existing is not None:  # an idempotent replay
+    if existing is not None:  # an idempotent replay, or made from VAS's event first
+        existing.owner_id = existing.owner_id or actor
+        existing.body = existing.body or message.get("body")
+        existing.subject = existing.subject or subject
         return existing
     return await activities.create(
         session,
@@ -186,19 +198,47 @@ async def _thread_deal(session: AsyncSession, contact_id: str, address: str) -> 
 
 
 async def on_status(event: Event, ctx: HandlerContext) -> None:
-    """`nexus.vas.message.<status>`: the outbound activity shows where its message is."""
+    """`nexus.vas.message.<status>`: the outbound activity shows where its message is.
+
+    A message sent from the CRM whose activity is missing (the CRM's transaction failed
+    after VAS accepted it) gets one from the event's metadata."""
     session, data = ctx.session, event.data
     status = event.type.rsplit(".", 1)[-1]
-    if session is None or not event.org_id or status == "received":
+    message_id = str(data.get("message_id") or "")
+    if session is None or not event.org_id or status == "received" or not message_id:
         return
-    rows = await session.scalars(
-        select(Activity).where(
-            Activity.org_id == event.org_id,
-            Activity.external_id == str(data.get("message_id") or ""),
-            Activity.direction == "outbound",
+    rows = list(
+        await session.scalars(
+            select(Activity).where(
+                Activity.org_id == event.org_id,
+                Activity.external_id == message_id,
+                Activity.direction == "outbound",
+            )
         )
     )
     for activity in rows:
-        activity.status = status
-        activity.updated_at = utcnow()
+        if STATUS_RANK.get(status, 0) >= STATUS_RANK.get(activity.status or "", 0):
+            activity.status = status
+            activity.updated_at = utcnow()
+    metadata = data.get("metadata") or {}
+    contact_id = metadata.get("crm_contact_id")
+    if not rows and isinstance(contact_id, str):
+        contact = await session.get(Contact, contact_id)
+        if contact is not None and contact.org_id == event.org_id:
+            deal_id = metadata.get("crm_deal_id")
+            await activities.create(
+                session,
+                event.org_id,
+                None,
+                {
+                    "kind": "message",
+                    "contact_id": contact.id,
+                    "deal_id": deal_id if isinstance(deal_id, str) else None,
+                    "direction": "outbound",
+                    "channel": data.get("channel"),
+                    "external_id": message_id,
+                    "status": status,
+                    "data": {"to": data.get("to")},
+                },
+            )
     await session.flush()

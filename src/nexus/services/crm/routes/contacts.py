@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.kernel.db import Database
@@ -278,13 +279,19 @@ async def message_contact(
         deal_id=body.deal_id,
         idempotency_key=idempotency_key,
     )
-    async with db.transaction(org_id=acc.principal.org_id) as session:
-        activity = await messaging.record_outbound(
-            session,
-            contact,
-            acc.principal.subject,
-            message,
-            deal_id=body.deal_id,
-            subject=body.subject,
-        )
+    for attempt in (1, 2):  # VAS's status event may record the activity at the same time
+        try:
+            async with db.transaction(org_id=acc.principal.org_id) as session:
+                activity = await messaging.record_outbound(
+                    session,
+                    contact,
+                    acc.principal.subject,
+                    message,
+                    deal_id=body.deal_id,
+                    subject=body.subject,
+                )
+            break
+        except IntegrityError:
+            if attempt == 2:
+                raise
     return MessageSentOut(activity=ActivityOut.model_validate(activity), message=message)
