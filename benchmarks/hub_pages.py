@@ -210,6 +210,8 @@ async def measure(runtime: Runtime, settings: Settings, args: argparse.Namespace
             ("compose", "/messages/new"),
             ("providers", "/providers"),
             ("analytics", "/analytics"),
+            ("analytics charts, 7 days (fragment)", "/analytics/charts?range=7d"),
+            ("analytics charts, 30 days (fragment)", "/analytics/charts?range=30d"),
             ("users", "/admin/users"),
             ("audit log", "/admin/audit"),
             ("profile", "/me"),
@@ -227,7 +229,8 @@ async def measure(runtime: Runtime, settings: Settings, args: argparse.Namespace
                 times.append((time.perf_counter() - started) * 1000)
                 assert response.status_code == 200, (url, response.status_code, response.text[:300])
             figures = dist(times)
-            worst = max(worst, figures["p95_ms"])
+            if "(fragment)" not in name:  # fragments load after their page
+                worst = max(worst, figures["p95_ms"])
             out(
                 {
                     "bench": "hub_pages",

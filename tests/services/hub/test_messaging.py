@@ -57,7 +57,10 @@ async def test_compose_preview_send_and_follow(hub: HubEnv) -> None:
     empty = await hub.client.get("/messages", params={"status": "failed"})
     assert "No messages match" in empty.text
     analytics = await hub.client.get("/analytics")
-    assert "<svg" in analytics.text
+    assert 'hx-get="/analytics/charts?range=7d"' in analytics.text
+    charts = await hub.client.get("/analytics/charts?range=24h", headers={"HX-Request": "true"})
+    assert "<svg" in charts.text
+    assert "Delivery rate by provider" in charts.text
 
 
 async def test_compose_errors_are_plain_and_nothing_is_sent(hub: HubEnv) -> None:

@@ -57,7 +57,7 @@ SECTIONS = (
             Page(
                 "Analytics",
                 "/analytics",
-                ("vas:message:read",),
+                ("vas:message:read",),  # the sample; vas:analytics:read for the whole range
                 "vas",
                 "chart",
                 "Volume over time, delivery rate by provider, cost.",

@@ -6,14 +6,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import secrets
-from collections import Counter, defaultdict
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from nexus.services.hub import charts
 from nexus.services.hub.api import ApiError
 from nexus.services.hub.web import Ctx, HubRoute, form_errors, is_htmx, redirect, render, signed_in
 
@@ -37,7 +34,6 @@ STATUSES = (
 FINAL = {"delivered", "read", "undelivered", "failed", "rejected", "expired", "canceled"}
 FILTERS = ("channel", "status", "provider_id", "to", "direction", "since", "until")
 PAGE_SIZE = 50
-ANALYTICS_SAMPLE = 500
 
 
 def _form_value(form: Any, name: str, limit: int = 100_000) -> str:
@@ -153,7 +149,7 @@ async def log(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
     cursor = request.query_params.get("cursor") or None
     page, providers = await asyncio.gather(
         ctx.get("vas", "/messages", **_api_params(filters), cursor=cursor, limit=PAGE_SIZE),
-        _providers(ctx),
+        providers_of(ctx),
     )
     values = {
         "items": page["items"],
@@ -200,7 +196,7 @@ def _steps(message: dict[str, Any]) -> list[dict[str, Any]]:
 @router.get("/messages/{message_id}")
 async def detail(message_id: str, request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
     message, providers = await asyncio.gather(
-        ctx.get("vas", f"/messages/{message_id}"), _providers(ctx)
+        ctx.get("vas", f"/messages/{message_id}"), providers_of(ctx)
     )
     names = {p["id"]: p["name"] for p in providers}
     values = {"m": message, "steps": _steps(message), "names": names, "final": FINAL}
@@ -223,7 +219,7 @@ async def cancel(message_id: str, request: Request, ctx: Ctx = Depends(signed_in
     return redirect(f"/messages/{message_id}", request)
 
 
-async def _providers(ctx: Ctx) -> list[dict[str, Any]]:
+async def providers_of(ctx: Ctx) -> list[dict[str, Any]]:
     """The org's provider accounts, for names and filters (none without the permission)."""
     if not ctx.can("vas:provider:read"):
         return []
@@ -240,89 +236,3 @@ async def providers(request: Request, ctx: Ctx = Depends(signed_in)) -> Response
     if is_htmx(request):
         return render(request, "_providers_rows.html", ctx, providers=health)
     return render(request, "providers.html", ctx, providers=health)
-
-
-# -- analytics -----------------------------------------------------------------------------
-@router.get("/analytics")
-async def analytics(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
-    page, providers = await asyncio.gather(
-        ctx.get("vas", "/messages", limit=ANALYTICS_SAMPLE), _providers(ctx)
-    )
-    items = [m for m in page["items"] if m["direction"] == "outbound"]
-    names = {p["id"]: p["name"] for p in providers}
-    return render(
-        request,
-        "analytics.html",
-        ctx,
-        sample=len(items),
-        limit=ANALYTICS_SAMPLE,
-        **_figures(items, names),
-    )
-
-
-def _figures(items: list[dict[str, Any]], names: dict[str, str]) -> dict[str, Any]:
-    if not items:
-        return {"volume": None}
-    times = [dt.datetime.fromisoformat(m["created_at"]) for m in items]
-    start, end = min(times), max(times)
-    span = end - start
-    if span <= dt.timedelta(hours=2):  # 5-minute buckets
-        step, unit, fmt = dt.timedelta(minutes=5), "5 minutes (UTC)", "%H:%M"
-        start = start.replace(minute=start.minute - start.minute % 5, second=0, microsecond=0)
-    elif span <= dt.timedelta(hours=48):
-        step, unit, fmt = dt.timedelta(hours=1), "hour (UTC)", "%H:00"
-        start = start.replace(minute=0, second=0, microsecond=0)
-    else:
-        step, unit, fmt = dt.timedelta(days=1), "day (UTC)", "%m-%d"
-        start = start.replace(hour=0, minute=0, second=0, microsecond=0)
-
-    def bucket(t: dt.datetime) -> str:
-        return (start + step * int((t - start) / step)).strftime(fmt)
-
-    counts: Counter[str] = Counter(bucket(t) for t in times)
-    cost_by: defaultdict[str, Decimal] = defaultdict(Decimal)
-    currency = None
-    for m, t in zip(items, times, strict=True):
-        value = m.get("cost") or m.get("estimated_cost")
-        if value is not None:
-            cost_by[bucket(t)] += Decimal(str(value))
-            currency = currency or m.get("currency")
-    labels, cursor = [], start
-    while cursor <= end and len(labels) < 400:
-        labels.append(cursor.strftime(fmt))
-        cursor += step
-    by_provider: dict[str, Counter[str]] = defaultdict(Counter)
-    for m in items:
-        if m["provider_id"] and m["status"] in FINAL:
-            ok = m["status"] in {"delivered", "read"}
-            by_provider[m["provider_id"]]["ok" if ok else "bad"] += 1
-    rate_rows = []
-    for provider_id, c in sorted(by_provider.items(), key=lambda kv: -sum(kv[1].values())):
-        total = c["ok"] + c["bad"]
-        rate_rows.append(
-            (
-                names.get(provider_id, provider_id[:8]),
-                c["ok"] / total,
-                f"{c['ok'] / total:.0%} of {total}",
-            )
-        )
-    statuses = Counter(m["status"] for m in items)
-    total_cost = sum(cost_by.values(), Decimal(0))
-    return {
-        "volume": charts.columns(
-            [(label, counts.get(label, 0)) for label in labels], label=f"Messages per {unit}"
-        ),
-        "cost": charts.columns(
-            [(label, float(cost_by.get(label, 0))) for label in labels],
-            label=f"Cost per {unit}",
-            unit=f" {currency or ''}",
-            width=460,
-            height=200,
-        ),
-        "rates": charts.rates(rate_rows, label="Delivery rate by provider") if rate_rows else None,
-        "unit": unit,
-        "statuses": statuses.most_common(),
-        "total_cost": total_cost,
-        "currency": currency,
-        "delivered": sum(statuses[s] for s in ("delivered", "read")),
-    }
