@@ -21,6 +21,9 @@ async def test_every_admin_page_renders(hub: HubEnv) -> None:
         "/messages/new",
         "/providers",
         "/analytics",
+        "/contacts",
+        "/templates",
+        "/campaigns",
         "/search?q=owner",
     ):
         page = await hub.client.get(path)

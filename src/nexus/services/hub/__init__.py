@@ -12,10 +12,18 @@ from fastapi import APIRouter
 from nexus.kernel.service import Service
 from nexus.services.hub.cli import cli
 from nexus.services.hub.models import Base
-from nexus.services.hub.routes import admin, analytics, auth, home, messaging, profile
+from nexus.services.hub.routes import (
+    admin,
+    analytics,
+    auth,
+    engagement,
+    home,
+    messaging,
+    profile,
+)
 
 public_router = APIRouter(include_in_schema=False)
-for module in (auth, home, messaging, analytics, admin, profile):
+for module in (auth, home, messaging, analytics, engagement, admin, profile):
     public_router.include_router(module.router)
 
 service = Service(

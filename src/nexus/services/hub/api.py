@@ -90,8 +90,14 @@ async def call(
     json: Any = None,
     params: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
+    content: Any = None,
 ) -> httpx.Response:
     async with client(request, service, token) as api:
         return await api.request(
-            method, path, json=json, params=clean(params), headers=headers or {}
+            method,
+            path,
+            json=json,
+            params=clean(params),
+            headers=headers or {},
+            content=content,
         )

@@ -65,6 +65,35 @@ SECTIONS = (
         ),
     ),
     Section(
+        "Engagement",
+        (
+            Page(
+                "Contacts",
+                "/contacts",
+                ("vas:contact:read",),
+                "vas",
+                "users",
+                "People you message, CSV import, opt-outs.",
+            ),
+            Page(
+                "Templates",
+                "/templates",
+                ("vas:template:read",),
+                "vas",
+                "audit",
+                "Reusable messages with variables and a preview.",
+            ),
+            Page(
+                "Campaigns",
+                "/campaigns",
+                ("vas:campaign:read",),
+                "vas",
+                "send",
+                "Send to many, throttled, with A/B tests and live progress.",
+            ),
+        ),
+    ),
+    Section(
         "Administration",
         (
             Page(
