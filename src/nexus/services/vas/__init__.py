@@ -14,6 +14,7 @@ from nexus.services.vas.accounts import Accounts, add_sandbox_providers
 from nexus.services.vas.cli import cli
 from nexus.services.vas.engagement import JOBS as ENGAGEMENT_JOBS
 from nexus.services.vas.engagement import PERMISSIONS as ENGAGEMENT_PERMISSIONS
+from nexus.services.vas.engagement import WORKERS as ENGAGEMENT_WORKERS
 from nexus.services.vas.engagement import router as engagement_router
 from nexus.services.vas.engagement.cli import campaigns_cli, contacts_cli
 from nexus.services.vas.health import health_loop
@@ -155,7 +156,7 @@ service = Service(
         Consumer("webhooks", ("nexus.vas.message.*",), _on_message_event),
         Consumer("sandbox_for_new_orgs", ("nexus.idaas.org.created",), _on_org_created),
     ],
-    workers=[health_loop],
+    workers=[health_loop, *ENGAGEMENT_WORKERS],
     cli=cli,
     on_startup=[_start],
     on_shutdown=[_stop],

@@ -75,9 +75,10 @@ class Message(Base, IdMixin, OrgScoped):
         UniqueConstraint("org_id", "idempotency_key", name="uq_vas_messages_idempotency"),
         Index("ix_vas_messages_org_created", "org_id", "id"),
         Index("ix_vas_messages_provider_ref", "provider_type", "provider_message_id"),
-        # engagement (vas_0004): analytics over time ranges, replies to campaign messages
-        Index("ix_vas_messages_org_created_at", "org_id", "created_at"),
+        # engagement (vas_0004): hourly analytics rollups, replies to campaign messages
+        Index("ix_vas_messages_created_at", "created_at"),
         Index("ix_vas_messages_org_sender", "org_id", "sender"),
+        Index("ix_vas_messages_updated_at", "updated_at"),  # late changes to roll up again
     )
 
 

@@ -10,7 +10,11 @@ from nexus.kernel.service import JobHandler
 from nexus.services.vas.engagement.campaigns import CAMPAIGN_QUEUE
 from nexus.services.vas.engagement.campaigns import run as run_campaign
 from nexus.services.vas.engagement.contacts_import import IMPORT_QUEUE, run_import_chunk
-from nexus.services.vas.engagement.routes import analytics, campaigns, contacts, templates
+from nexus.services.vas.engagement.rollup import rollup_loop
+from nexus.services.vas.engagement.routes import analytics as analytics_routes
+from nexus.services.vas.engagement.routes import campaigns as campaign_routes
+from nexus.services.vas.engagement.routes import contacts as contact_routes
+from nexus.services.vas.engagement.routes import templates as template_routes
 
 PERMISSIONS = {
     "vas:contact:read": "See contacts, their consent, imports and exports.",
@@ -23,7 +27,7 @@ PERMISSIONS = {
 }
 
 router = APIRouter()
-for module in (contacts, templates, campaigns, analytics):
+for module in (contact_routes, template_routes, campaign_routes, analytics_routes):
     router.include_router(module.router)
 
 JOBS = [
@@ -49,3 +53,5 @@ JOBS = [
         backoff_max_s=60,
     ),
 ]
+
+WORKERS = [rollup_loop]  # hourly analytics rollups

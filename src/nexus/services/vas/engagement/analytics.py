@@ -1,30 +1,36 @@
-"""Messaging analytics over time buckets, computed by SQL aggregation on `vas_messages`.
+"""Messaging analytics over time buckets, by SQL aggregation.
 
-Every query is one GROUP BY over the org's messages in a time range, served by the index
-(org_id, created_at); buckets are truncated timestamps in UTC (hour, day, week starting
-Monday, month) on SQLite and PostgreSQL alike. Latency percentiles use
-`percentile_cont` on PostgreSQL and window functions on SQLite.
+Every endpoint is computed from "facts": message counts, segments and cost per hour,
+channel, direction, provider, status and currency. Settled hours come from the hourly
+rollup (`rollup.py`), the last hours are aggregated live from `vas_messages` with the
+same GROUP BY, so a 30-day query reads a few thousand rows whatever the number of
+messages. Both are bucketed in SQL (hour, day, week starting Monday, month; UTC) on
+SQLite and PostgreSQL alike. Latency percentiles come from log-spaced histogram bins
+(interpolated within a bin: about ±20 % of the value).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, and_, case, func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nexus.services.vas.models import Message
+from nexus.services.vas.engagement import rollup
+from nexus.services.vas.engagement.models import LatencyStats, MessageStats
 
 BUCKETS = ("hour", "day", "week", "month")
 _SPAN = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 31 * 86400}
 MAX_BUCKETS = 2000
-
-SENT = ("sent", "delivered", "undelivered")
-FAILED = ("failed", "undelivered", "expired")
-PENDING = ("accepted", "queued", "sending")
+SENT = frozenset({"sent", "delivered", "undelivered"})
+FAILED = frozenset({"failed", "undelivered", "expired"})
+PENDING = frozenset({"accepted", "queued", "sending"})
+COUNTS = ("messages", "sent", "delivered", "failed", "rejected", "pending")
+PERCENTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,26 @@ class Window:
 
     def buckets(self) -> int:
         return int((self.until - self.since).total_seconds() // _SPAN[self.bucket]) + 1
+
+    def hours(self) -> tuple[dt.datetime, dt.datetime]:
+        """The window widened to whole hours (the rollup's grain)."""
+        until = rollup.floor_hour(self.until)
+        return rollup.floor_hour(self.since), until if until == self.until else until + rollup.HOUR
+
+
+@dataclass
+class Fact:
+    bucket: str
+    channel: str
+    direction: str
+    provider_id: str
+    provider_type: str
+    status: str
+    currency: str
+    messages: int
+    segments: int
+    cost: Decimal
+    estimated_cost: Decimal
 
 
 def bucket_of(dialect: str, column: Any, bucket: str) -> ColumnElement[Any]:
@@ -56,231 +82,224 @@ def _iso(value: Any) -> str:
     return str(value.isoformat())
 
 
-def _count(condition: ColumnElement[bool]) -> ColumnElement[Any]:
-    return func.sum(case((condition, 1), else_=0))
+async def _split(session: AsyncSession, w: Window) -> tuple[dt.datetime, dt.datetime, dt.datetime]:
+    """(since, settled, until): [since, settled) from the rollup, [settled, until) live."""
+    since, until = w.hours()
+    settled = await rollup.settled_until(session) or since
+    return since, min(max(settled, since), until), until
 
 
-def _rate(part: Any, whole: Any) -> float | None:
-    return round(float(part or 0) / float(whole), 4) if whole else None
+async def facts(session: AsyncSession, w: Window) -> list[Fact]:
+    dialect = session.bind.dialect.name
+    since, settled, until = await _split(session, w)
+    s = MessageStats
+    rows: list[Any] = []
+    if since < settled:
+        bucket = bucket_of(dialect, s.hour, w.bucket)
+        keys = (
+            bucket,
+            s.channel,
+            s.direction,
+            s.provider_id,
+            s.provider_type,
+            s.status,
+            s.currency,
+        )
+        stmt = (
+            select(
+                *keys,
+                func.sum(s.messages),
+                func.sum(s.segments),
+                func.sum(s.cost),
+                func.sum(s.estimated_cost),
+            )
+            .where(s.org_id == w.org_id, s.hour >= since, s.hour < settled)
+            .group_by(*keys)
+        )
+        if w.channel:
+            stmt = stmt.where(s.channel == w.channel)
+        rows += (await session.execute(stmt)).all()
+    if settled < until:
+        live = rollup.message_facts(dialect, settled, until, org_id=w.org_id).subquery()
+        cols = list(live.c)
+        bucket = bucket_of(dialect, cols[1], w.bucket)
+        keys = (bucket, *cols[2:8])
+        stmt = (
+            select(*keys, *(func.sum(col) for col in cols[8:12]))
+            .where(cols[0] == w.org_id)
+            .group_by(*keys)
+        )
+        if w.channel:
+            stmt = stmt.where(cols[2] == w.channel)
+        rows += (await session.execute(stmt)).all()
+    merged: dict[tuple[Any, ...], Fact] = {}
+    for row in rows:
+        key = (_iso(row[0]), *row[1:7])
+        fact = merged.get(key)
+        if fact is None:
+            merged[key] = Fact(
+                key[0],
+                *key[1:],
+                int(row[7]),
+                int(row[8] or 0),
+                Decimal(row[9] or 0),
+                Decimal(row[10] or 0),
+            )
+        else:
+            fact.messages += int(row[7])
+            fact.segments += int(row[8] or 0)
+            fact.cost += Decimal(row[9] or 0)
+            fact.estimated_cost += Decimal(row[10] or 0)
+    return sorted(merged.values(), key=lambda f: (f.bucket, f.channel, f.provider_id, f.status))
 
 
-def _where(w: Window, *, direction: str | None = "outbound") -> list[ColumnElement[bool]]:
-    clauses = [
-        Message.org_id == w.org_id,
-        Message.created_at >= w.since,
-        Message.created_at < w.until,
-    ]
-    if direction:
-        clauses.append(Message.direction == direction)
-    if w.channel:
-        clauses.append(Message.channel == w.channel)
-    return clauses
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
 
 
-def _cost() -> ColumnElement[Any]:
-    return func.coalesce(Message.cost, Message.estimated_cost, 0)
-
-
-def _status_counts() -> list[ColumnElement[Any]]:
-    return [
-        func.count().label("messages"),
-        _count(Message.status.in_(SENT)).label("sent"),
-        _count(Message.status == "delivered").label("delivered"),
-        _count(Message.status.in_(FAILED)).label("failed"),
-        _count(Message.status == "rejected").label("rejected"),
-        _count(Message.status.in_(PENDING)).label("pending"),
-    ]
-
-
-def _counts(row: Any) -> dict[str, Any]:
-    out = {
-        k: int(getattr(row, k) or 0)
-        for k in ("messages", "sent", "delivered", "failed", "rejected", "pending")
+def _tally(items: list[Fact], *, outbound: bool = True) -> dict[str, Any]:
+    out = dict.fromkeys(COUNTS, 0)
+    cost = Decimal(0)
+    for f in items:
+        if outbound and f.direction != "outbound":
+            continue
+        out["messages"] += f.messages
+        out["sent"] += f.messages if f.status in SENT else 0
+        out["delivered"] += f.messages if f.status == "delivered" else 0
+        out["failed"] += f.messages if f.status in FAILED else 0
+        out["rejected"] += f.messages if f.status == "rejected" else 0
+        out["pending"] += f.messages if f.status in PENDING else 0
+        cost += f.cost
+    return out | {
+        "delivery_rate": _rate(out["delivered"], out["sent"]),
+        "failure_rate": _rate(out["failed"], out["sent"]),
+        "cost": cost,
     }
-    out["delivery_rate"] = _rate(out["delivered"], out["sent"])
-    out["failure_rate"] = _rate(out["failed"], out["sent"])
-    return out
+
+
+def _group(items: list[Fact], *keys: str) -> dict[tuple[Any, ...], list[Fact]]:
+    groups: dict[tuple[Any, ...], list[Fact]] = defaultdict(list)
+    for f in items:
+        groups[tuple(getattr(f, k) for k in keys)].append(f)
+    return dict(sorted(groups.items(), key=lambda kv: tuple(str(k) for k in kv[0])))
 
 
 async def overview(session: AsyncSession, w: Window) -> dict[str, Any]:
-    bucket = bucket_of(session.bind.dialect.name, Message.created_at, w.bucket).label("bucket")
-    stmt = (
-        select(
-            bucket,
-            _count(Message.direction == "inbound").label("inbound"),
-            func.sum(case((Message.direction == "outbound", Message.segments), else_=0)).label(
-                "segments"
-            ),
-            func.sum(case((Message.direction == "outbound", _cost()), else_=0)).label("cost"),
-            *[
-                func.sum(case((Message.direction == "outbound", 1), else_=0)).label("messages"),
-                *_status_counts()[1:],
-            ],
+    items = await facts(session, w)
+    series = []
+    for (bucket,), group in _group(items, "bucket").items():
+        tally = _tally(group)
+        series.append(
+            {
+                "bucket": bucket,
+                "inbound": sum(f.messages for f in group if f.direction == "inbound"),
+                **tally,
+                "segments": sum(f.segments for f in group if f.direction == "outbound"),
+            }
         )
-        .where(*_where(w, direction=None))
-        .group_by(bucket)
-        .order_by(bucket)
-    )
-    series, totals = [], {"inbound": 0, "segments": 0, "cost": Decimal(0)}
-    summed: dict[str, int] = {}
-    for row in (await session.execute(stmt)).all():
-        counts = _counts(row)
-        item = {"bucket": _iso(row.bucket), "inbound": int(row.inbound or 0), **counts}
-        item["segments"], item["cost"] = int(row.segments or 0), Decimal(row.cost or 0)
-        series.append(item)
-        totals["inbound"] += item["inbound"]
-        totals["segments"] += item["segments"]
-        totals["cost"] += item["cost"]
-        for key in ("messages", "sent", "delivered", "failed", "rejected", "pending"):
-            summed[key] = summed.get(key, 0) + counts[key]
-    summed.setdefault("messages", 0)
-    total = {**totals, **summed}
-    total["delivery_rate"] = _rate(summed.get("delivered"), summed.get("sent"))
-    return {"totals": total, "series": series}
+    totals = _tally(items)
+    totals["inbound"] = sum(f.messages for f in items if f.direction == "inbound")
+    totals["segments"] = sum(f.segments for f in items if f.direction == "outbound")
+    return {"totals": totals, "series": series}
 
 
 async def grouped(session: AsyncSession, w: Window, by: str) -> list[dict[str, Any]]:
     """Status counts per bucket and channel (`by="channel"`) or provider (`"provider"`)."""
-    bucket = bucket_of(session.bind.dialect.name, Message.created_at, w.bucket).label("bucket")
-    keys = [Message.channel] if by == "channel" else [Message.provider_id, Message.provider_type]
-    stmt = (
-        select(bucket, *keys, *_status_counts(), func.sum(_cost()).label("cost"))
-        .where(*_where(w))
-        .group_by(bucket, *keys)
-        .order_by(bucket, *keys)
-    )
+    keys = ("channel",) if by == "channel" else ("provider_id", "provider_type")
+    items = [f for f in await facts(session, w) if f.direction == "outbound"]
     out = []
-    for row in (await session.execute(stmt)).all():
-        item: dict[str, Any] = {"bucket": _iso(row.bucket)}
-        if by == "channel":
-            item["channel"] = row.channel
-        else:
-            item["provider_id"], item["provider_type"] = row.provider_id, row.provider_type
-        item.update(_counts(row))
-        item["cost"] = Decimal(row.cost or 0)
-        out.append(item)
+    for key, group in _group(items, "bucket", *keys).items():
+        row: dict[str, Any] = {"bucket": key[0]}
+        for name, value in zip(keys, key[1:], strict=True):
+            row[name] = value or None
+        out.append(row | _tally(group))
     return out
 
 
 async def cost_analysis(session: AsyncSession, w: Window) -> dict[str, Any]:
-    bucket = bucket_of(session.bind.dialect.name, Message.created_at, w.bucket).label("bucket")
-    stmt = (
-        select(
-            bucket,
-            Message.channel,
-            Message.currency,
-            func.count().label("messages"),
-            func.sum(Message.segments).label("segments"),
-            func.sum(_cost()).label("cost"),
-            func.sum(func.coalesce(Message.estimated_cost, 0)).label("estimated"),
-        )
-        .where(*_where(w), Message.status != "rejected")
-        .group_by(bucket, Message.channel, Message.currency)
-        .order_by(bucket, Message.channel, Message.currency)
-    )
-    series, totals = [], {}
-    for row in (await session.execute(stmt)).all():
-        cost, messages, segments = Decimal(row.cost or 0), int(row.messages), int(row.segments or 0)
+    items = [
+        f for f in await facts(session, w) if f.direction == "outbound" and f.status != "rejected"
+    ]
+    series = []
+    totals: dict[str, dict[str, Any]] = {}
+    for (bucket, channel, currency), group in _group(
+        items, "bucket", "channel", "currency"
+    ).items():
+        messages = sum(f.messages for f in group)
+        segments = sum(f.segments for f in group)
+        cost = sum((f.cost for f in group), Decimal(0))
         series.append(
             {
-                "bucket": _iso(row.bucket),
-                "channel": row.channel,
-                "currency": row.currency,
+                "bucket": bucket,
+                "channel": channel,
+                "currency": currency or None,
                 "messages": messages,
                 "segments": segments,
                 "cost": cost,
-                "estimated_cost": Decimal(row.estimated or 0),
+                "estimated_cost": sum((f.estimated_cost for f in group), Decimal(0)),
                 "cost_per_message": cost / messages if messages else None,
                 "cost_per_segment": cost / segments if segments else None,
             }
         )
-        total = totals.setdefault(
-            row.currency or "", {"messages": 0, "segments": 0, "cost": Decimal(0)}
-        )
+        total = totals.setdefault(currency, {"messages": 0, "segments": 0, "cost": Decimal(0)})
         total["messages"] += messages
         total["segments"] += segments
         total["cost"] += cost
     return {"totals_by_currency": totals, "series": series}
 
 
-def _latency_ms(dialect: str, end: Any) -> ColumnElement[Any]:
-    if dialect == "postgresql":
-        return func.extract("epoch", end - Message.created_at) * 1000
-    return (func.julianday(end) - func.julianday(Message.created_at)) * 86_400_000.0
-
-
-PERCENTILES = (0.5, 0.95, 0.99)
-
-
-async def _percentiles(
-    session: AsyncSession, w: Window, end: Any, condition: ColumnElement[bool]
-) -> dict[str, dict[str, Any]]:
+async def latency(session: AsyncSession, w: Window) -> list[dict[str, Any]]:
+    """Accepted → sent and accepted → delivered, in ms, per bucket (from histogram bins)."""
     dialect = session.bind.dialect.name
-    bucket = bucket_of(dialect, Message.created_at, w.bucket).label("bucket")
-    latency = _latency_ms(dialect, end).label("ms")
-    where = [*_where(w), condition]
-    out: dict[str, dict[str, Any]] = {}
-    if dialect == "postgresql":
+    since, settled, until = await _split(session, w)
+    bins: dict[tuple[str, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    rows: list[Any] = []
+    if since < settled:
+        s = LatencyStats
+        bucket = bucket_of(dialect, s.hour, w.bucket)
         stmt = (
-            select(
-                bucket,
-                func.count(),
-                *[func.percentile_cont(p).within_group(latency) for p in PERCENTILES],
-            )
-            .where(*where)
-            .group_by(bucket)
+            select(bucket, s.kind, s.bin, func.sum(s.messages))
+            .where(s.org_id == w.org_id, s.hour >= since, s.hour < settled)
+            .group_by(bucket, s.kind, s.bin)
         )
-        for row in (await session.execute(stmt)).all():
-            out[_iso(row[0])] = {
-                "count": row[1],
-                **dict(zip(("p50", "p95", "p99"), row[2:], strict=True)),
-            }
-        return out
-    inner = select(bucket, latency).where(*where).subquery()
-    ranked = select(
-        inner.c.bucket,
-        inner.c.ms,
-        func.row_number().over(partition_by=inner.c.bucket, order_by=inner.c.ms).label("rn"),
-        func.count().over(partition_by=inner.c.bucket).label("n"),
-    ).subquery()
-    picks = [
-        func.max(
-            case((ranked.c.rn == func.cast(p * (ranked.c.n - 1), Integer) + 1, ranked.c.ms))
-        ).label(f"p{round(p * 100)}")
-        for p in PERCENTILES
-    ]
-    stmt = select(ranked.c.bucket, func.max(ranked.c.n), *picks).group_by(ranked.c.bucket)
-    for row in (await session.execute(stmt)).all():
-        out[_iso(row[0])] = {
-            "count": row[1],
-            **dict(zip(("p50", "p95", "p99"), row[2:], strict=True)),
-        }
+        if w.channel:
+            stmt = stmt.where(s.channel == w.channel)
+        rows += (await session.execute(stmt)).all()
+    if settled < until:
+        for kind in ("sent", "done"):
+            live = rollup.latency_facts(dialect, settled, until, kind, org_id=w.org_id).subquery()
+            cols = list(live.c)  # org, hour, channel, kind, bin, count
+            bucket = bucket_of(dialect, cols[1], w.bucket)
+            stmt = (
+                select(bucket, cols[3], cols[4], func.sum(cols[5]))
+                .where(cols[0] == w.org_id)
+                .group_by(bucket, cols[3], cols[4])
+            )
+            if w.channel:
+                stmt = stmt.where(cols[2] == w.channel)
+            rows += (await session.execute(stmt)).all()
+    for bucket_value, kind, bin_, count in rows:
+        bins[(_iso(bucket_value), kind)][int(bin_)] += int(count)
+    out = []
+    for bucket in sorted({b for b, _ in bins}):
+        item: dict[str, Any] = {"bucket": bucket}
+        for kind, name in (("sent", "accepted_to_sent_ms"), ("done", "accepted_to_delivered_ms")):
+            counts = bins.get((bucket, kind))
+            item[name] = _percentiles(counts) if counts else None
+        out.append(item)
     return out
 
 
-async def latency(session: AsyncSession, w: Window) -> list[dict[str, Any]]:
-    """Accepted → sent, and accepted → delivered, in milliseconds, per bucket."""
-    to_sent = await _percentiles(session, w, Message.sent_at, Message.sent_at.is_not(None))
-    to_done = await _percentiles(
-        session,
-        w,
-        Message.done_at,
-        and_(Message.status == "delivered", Message.done_at.is_not(None)),
-    )
-
-    def rounded(values: dict[str, Any] | None) -> dict[str, Any] | None:
-        if values is None:
-            return None
-        return {
-            k: (round(float(v), 1) if k != "count" and v is not None else v)
-            for k, v in values.items()
-        }
-
-    return [
-        {
-            "bucket": b,
-            "accepted_to_sent_ms": rounded(to_sent.get(b)),
-            "accepted_to_delivered_ms": rounded(to_done.get(b)),
-        }
-        for b in sorted(set(to_sent) | set(to_done))
-    ]
+def _percentiles(counts: dict[int, int]) -> dict[str, Any]:
+    total = sum(counts.values())
+    out: dict[str, Any] = {"count": total}
+    for name, p in PERCENTILES.items():
+        target, seen = p * total, 0
+        for index in sorted(counts):
+            if seen + counts[index] >= target:
+                low, high = rollup.bin_range(index)
+                share = (target - seen) / counts[index]
+                out[name] = round(low + (high - low) * share, 1)
+                break
+            seen += counts[index]
+    return out

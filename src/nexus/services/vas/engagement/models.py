@@ -5,6 +5,7 @@ templates, campaigns and their recipients. Opt-out state is not here: it is the 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from nexus.kernel.csv_import import CsvImportErrorMixin, CsvImportMixin
 from nexus.kernel.db import IdMixin, JSONType, OrgScoped, TimestampMixin, UTCDateTime
-from nexus.services.vas.models import Base
+from nexus.services.vas.models import Base, Money
 
 
 class Contact(Base, IdMixin, OrgScoped, TimestampMixin):
@@ -120,3 +121,44 @@ class CampaignRecipient(Base, OrgScoped):
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_vas_campaign_recipients_message", "message_id"),)
+
+
+class MessageStats(Base):
+    """Messages of one settled hour (by `created_at`), counted by channel, direction,
+    provider, status and currency: what analytics read instead of scanning messages."""
+
+    __tablename__ = "vas_message_stats"
+    org_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    hour: Mapped[dt.datetime] = mapped_column(UTCDateTime, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(8), primary_key=True)
+    provider_id: Mapped[str] = mapped_column(String(36), primary_key=True)  # "" if none
+    provider_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)  # "" if none
+    messages: Mapped[int] = mapped_column(Integer)
+    segments: Mapped[int] = mapped_column(Integer)
+    cost: Mapped[Decimal] = mapped_column(Money)  # actual where known, else the estimate
+    estimated_cost: Mapped[Decimal] = mapped_column(Money)
+
+
+class LatencyStats(Base):
+    """Latencies of one settled hour's messages in log-spaced bins, for percentiles."""
+
+    __tablename__ = "vas_latency_stats"
+    org_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    hour: Mapped[dt.datetime] = mapped_column(UTCDateTime, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # sent | done
+    bin: Mapped[int] = mapped_column(Integer, primary_key=True)
+    messages: Mapped[int] = mapped_column(Integer)
+
+
+class StatsState(Base):
+    """Where the rollup is: hours before `settled_until` are in the stats tables."""
+
+    __tablename__ = "vas_stats_state"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    settled_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    checked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # late changes since
+    updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Query, Request
 from nexus.kernel.auth import Principal, require
 from nexus.kernel.db import utcnow
 from nexus.kernel.errors import BadRequest
-from nexus.services.vas.engagement import analytics
+from nexus.services.vas.engagement import analytics, rollup
 from nexus.services.vas.engagement.analytics import Window
+from nexus.services.vas.engagement.models import StatsState
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
 ChannelQuery = Query(None, pattern="^(sms|whatsapp|telegram|messenger|email)$")
@@ -134,3 +135,18 @@ async def latency(
 ) -> dict[str, Any]:
     w = window(principal, since, until, bucket, channel)
     return _meta(w) | {"series": await _read(request, analytics.latency, w)}
+
+
+@router.get("/status", summary="How far the hourly rollup of messages has got")
+async def rollup_status(
+    request: Request, principal: Principal = require("vas:analytics:read")
+) -> dict[str, Any]:
+    """Hours before `settled_until` are read from the rollup; later ones live."""
+    async with request.app.state.runtime.db("vas").read() as session:
+        state = await session.get(StatsState, rollup.STATE)
+    return {
+        "settled_until": state.settled_until if state else None,
+        "checked_at": state.checked_at if state else None,
+        "live_hours": rollup.LIVE_HOURS,
+        "interval_s": rollup.INTERVAL_S,
+    }
