@@ -283,3 +283,26 @@ async def test_schedule_in_a_time_zone_and_validation(sms: VasEnv) -> None:
     ).status_code == 404
     async with sms.runtime.db("vas").read() as session:
         assert await session.scalar(select(func.count()).select_from(Message)) == 5
+
+
+async def test_no_provider_no_start(vas: VasEnv) -> None:
+    await _audience(vas, 3)
+    campaign = await _create(
+        vas,
+        name="nowhere",
+        channel="telegram",
+        audience={"everyone": True},
+        variants=[
+            {
+                "name": "x",
+                "template_id": (await template(vas, name="TG", channel="telegram", body="Hi"))[
+                    "id"
+                ],
+                "percent": 100,
+            }
+        ],
+    )
+    response = await vas.client.post(f"{API}/{campaign['id']}/start", headers=vas.headers)
+    assert response.status_code == 409
+    assert response.json()["type"].endswith("/no-provider")
+    assert (await _get(vas, campaign["id"]))["status"] == "draft"

@@ -194,3 +194,13 @@ async def test_permissions(sms: VasEnv) -> None:
     )
     assert response.status_code == 403
     assert (await sms.client.get(API)).status_code == 401
+    manager = sms.headers_for("org-a", permissions=["vas:contact:manage"])
+    response = await sms.client.post(
+        API, json={"addresses": {"sms": phone(2)}, "opted_out": True}, headers=manager
+    )
+    assert response.status_code == 403  # consent needs vas:consent:manage too
+    response = await sms.client.post(API, json={"addresses": {"sms": phone(2)}}, headers=manager)
+    assert response.status_code == 201
+    # search input is text, not a pattern
+    found = await sms.client.get(API, params={"q": "%"}, headers=sms.headers)
+    assert found.json()["items"] == []

@@ -193,14 +193,15 @@ def search(
     all of `tags`, any of `any_tags`, an address on `channel`, attributes equal to values."""
     stmt = select(Contact).where(Contact.org_id == org_id)
     if q:
-        pattern = f"%{q.strip().lower()}%"
+        text = q.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{text}%"
         stmt = stmt.where(
             or_(
-                func.lower(Contact.name).like(pattern),
+                func.lower(Contact.name).like(pattern, escape="\\"),
                 exists().where(
                     ContactAddress.org_id == org_id,
                     ContactAddress.contact_id == Contact.id,
-                    func.lower(ContactAddress.address).like(pattern),
+                    func.lower(ContactAddress.address).like(pattern, escape="\\"),
                 ),
             )
         )

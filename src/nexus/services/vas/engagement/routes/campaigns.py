@@ -267,6 +267,14 @@ def _list_batches(
 async def _transition(
     request: Request, principal: Principal, campaign_id: str, action: str
 ) -> CampaignOut:
+    if action in {"start", "resume"}:
+        async with _db(request).read(org_id=principal.org_id) as session:
+            channel = (await _get(session, principal.org_id, campaign_id)).channel
+        if not await vas_of(request.app.state.runtime).accounts.routes(principal.org_id, channel):
+            raise Conflict(
+                f"The org has no enabled {channel} provider: add one before sending.",
+                slug="no-provider",
+            )
     async with _db(request).transaction(org_id=principal.org_id) as session:
         campaign = await _get(session, principal.org_id, campaign_id)
         if action == "start":

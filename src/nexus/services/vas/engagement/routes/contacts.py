@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nexus.kernel import csv_import as ci
 from nexus.kernel.auth import Principal, require
 from nexus.kernel.db import Database
-from nexus.kernel.errors import BadRequest, Conflict, NotFound
+from nexus.kernel.errors import BadRequest, Conflict, Forbidden, NotFound
 from nexus.kernel.http import large_body
 from nexus.kernel.pagination import Page, page_of, paginate
 from nexus.services.vas.addresses import CHANNELS, InvalidAddress
@@ -36,7 +36,14 @@ def _db(request: Request) -> Database:
     return request.app.state.runtime.db("vas")  # type: ignore[no-any-return]
 
 
-async def _data(request: Request, org_id: str, body: ContactIn) -> tuple[ContactData, set[str]]:
+async def _data(
+    request: Request, principal: Principal, body: ContactIn
+) -> tuple[ContactData, set[str]]:
+    org_id = principal.org_id
+    if body.opted_out is not None and not principal.can("vas:consent:manage"):
+        raise Forbidden(
+            "Setting opted_out needs vas:consent:manage.", missing=["vas:consent:manage"]
+        )
     region = body.region or (await vas_of(request.app.state.runtime).org(org_id)).default_region
     try:
         addresses, removed = contacts.normalize_addresses(dict(body.addresses), region)
@@ -334,7 +341,7 @@ async def export_contacts(
 async def create_contact(
     body: ContactIn, request: Request, principal: Principal = require("vas:contact:manage")
 ) -> ContactOut:
-    data, _ = await _data(request, principal.org_id, body)
+    data, _ = await _data(request, principal, body)
     if not data.addresses:
         raise InvalidContact("Give at least one address.", field="addresses")
     async with _db(request).transaction(org_id=principal.org_id) as session:
@@ -386,7 +393,7 @@ async def patch_contact(
 ) -> ContactOut:
     """Fields given replace theirs; `attributes` merge (null removes a key); an address set
     to null is removed."""
-    data, removed = await _data(request, principal.org_id, body)
+    data, removed = await _data(request, principal, body)
     async with _db(request).transaction(org_id=principal.org_id) as session:
         contact = await _get(session, principal.org_id, contact_id)
         await contacts.update(session, contact, data, removed)
