@@ -306,3 +306,22 @@ async def test_no_provider_no_start(vas: VasEnv) -> None:
     assert response.status_code == 409
     assert response.json()["type"].endswith("/no-provider")
     assert (await _get(vas, campaign["id"]))["status"] == "draft"
+
+
+async def test_a_slow_throttle_goes_on_in_later_jobs(sms: VasEnv) -> None:
+    """At 1 msg/s a run outlasts one job's time budget: its continuation finishes it."""
+    await _audience(sms, 7)
+    t = await template(sms, name="T", body="Hi {{ contact.name }}")
+    campaign = await _create(
+        sms,
+        name="trickle",
+        channel="sms",
+        audience={"tags": ["customers"]},
+        variants=[{"name": "x", "template_id": t["id"], "percent": 100}],
+        throttle_per_s=1,
+    )
+    await _action(sms, campaign["id"], "start")
+    done = (await _until(sms, campaign["id"], {"completed"}, timeout_s=60))[-1]
+    assert done["accepted"] == 7
+    stats = (await sms.client.get(f"{API}/{campaign['id']}/stats", headers=sms.headers)).json()
+    assert stats["send_rate_per_s"] <= 1.1

@@ -173,12 +173,8 @@ async def audience_size(session: AsyncSession, campaign: Campaign) -> int:
     return int(await session.scalar(select(func.count()).select_from(sub)) or 0)
 
 
-def _job_id(campaign: Campaign, step: str) -> str:
-    return job_id_for(CAMPAIGN_QUEUE, campaign.id, str(campaign.runs), step)
-
-
 async def _queue(
-    session: AsyncSession, campaign: Campaign, *, step: str, run_at: dt.datetime | None = None
+    session: AsyncSession, campaign: Campaign, job_id: str, *, run_at: dt.datetime | None = None
 ) -> None:
     await enqueue(
         session,
@@ -186,7 +182,7 @@ async def _queue(
         {"campaign_id": campaign.id, "run": campaign.runs},
         org_id=campaign.org_id,
         run_at=run_at,
-        job_id=_job_id(campaign, step),
+        job_id=job_id,
     )
 
 
@@ -202,7 +198,8 @@ async def start(session: AsyncSession, campaign: Campaign) -> None:
     campaign.status = "scheduled" if later else "running"
     campaign.send_started_at, campaign.sent_in_run = None, 0
     campaign.updated_at = now
-    await _queue(session, campaign, step="start", run_at=campaign.schedule_at if later else None)
+    job_id = job_id_for(CAMPAIGN_QUEUE, campaign.id, str(campaign.runs))
+    await _queue(session, campaign, job_id, run_at=campaign.schedule_at if later else None)
 
 
 async def pause(campaign: Campaign) -> None:
@@ -220,7 +217,8 @@ async def resume(session: AsyncSession, campaign: Campaign) -> None:
     campaign.status = "scheduled" if later else "running"
     campaign.send_started_at, campaign.sent_in_run = None, 0
     campaign.updated_at = now
-    await _queue(session, campaign, step="resume", run_at=campaign.schedule_at if later else None)
+    job_id = job_id_for(CAMPAIGN_QUEUE, campaign.id, str(campaign.runs))
+    await _queue(session, campaign, job_id, run_at=campaign.schedule_at if later else None)
 
 
 async def cancel(campaign: Campaign) -> None:
@@ -288,7 +286,8 @@ async def run(job: Job, ctx: HandlerContext) -> None:
             async with vas.db.transaction() as session:
                 row = await session.get(Campaign, campaign_id)
                 if row is not None and row.runs == run_no and row.status == "running":
-                    await _queue(session, row, step=f"after:{row.cursor}", run_at=due)
+                    # derived from this job's id: a re-run of this job queues the same one
+                    await _queue(session, row, job_id_for(job.id, "next"), run_at=due)
             return
         if wait > 0:
             await asyncio.sleep(wait)
