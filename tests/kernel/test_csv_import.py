@@ -67,6 +67,8 @@ class People:
     ) -> ci.Outcome:
         outcome = ci.Outcome()
         for row, item in items:
+            if item["name"] == "boom":
+                raise RuntimeError("the database is on fire")
             if item["name"] == "conflict":
                 outcome.errors.append(ci.RowError(row.number, "name", "Refused while writing."))
             elif await insert_ignore(session, Person, [item]):
@@ -81,7 +83,13 @@ HANDLER = People()
 
 async def _chunk(job: Job, ctx: HandlerContext) -> None:
     await ci.run_chunk(
-        ctx.runtime.db("csvt"), job, PeopleImport, PeopleImportError, HANDLER, chunk_rows=3
+        ctx.runtime.db("csvt"),
+        job,
+        PeopleImport,
+        PeopleImportError,
+        HANDLER,
+        chunk_rows=3,
+        max_attempts=2,
     )
 
 
@@ -116,7 +124,7 @@ csvt = Service(
     name="csvt",
     router=router,
     metadata=Base.metadata,
-    jobs=[JobHandler(QUEUE, _chunk, transactional=False, backoff_base_s=0.05)],
+    jobs=[JobHandler(QUEUE, _chunk, transactional=False, backoff_base_s=0.05, max_attempts=2)],
     permissions={"csvt:import:run": "Import people (test service)."},
 )
 
@@ -202,6 +210,12 @@ async def test_import_in_chunks_with_row_errors_and_dry_run(
         assert (await c.post("/api/v1/csvt/small", content=big)).status_code == 413
         started = await _run(c, headers, big)
         assert started["total_bytes"] == len(big)
+
+        # a chunk that keeps failing fails the import (rows of earlier chunks stay)
+        broken = await finished((await _run(c, headers, b"email,name\nz@example.com,boom\n"))["id"])
+        assert broken.status == "failed"
+        assert "RuntimeError" in (broken.error or "")
+        assert not Path(broken.path).exists()
 
 
 def test_mapping() -> None:

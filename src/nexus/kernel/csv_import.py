@@ -475,6 +475,7 @@ async def run_chunk(
     *,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+    max_attempts: int | None = None,
 ) -> None:
     """Import the next chunk of rows and queue the one after (call it from a job handler
     with `transactional=False`).
@@ -482,7 +483,33 @@ async def run_chunk(
     The rows are read and validated outside any transaction (in a thread); then one
     transaction checks that the import is still at this chunk's offset, writes the rows,
     the errors and the progress, and queues the next chunk. A job that runs twice, or
-    one left over from before a crash, finds the offset moved and does nothing."""
+    one left over from before a crash, finds the offset moved and does nothing. An error
+    is retried by the queue; on attempt `max_attempts` (the job handler's) the import is
+    marked `failed` with the error instead, so it never stays `running` forever."""
+    try:
+        await _run_chunk(db, job, model, error_model, handler, chunk_rows, chunk_seconds)
+    except Exception as exc:
+        if max_attempts is None or job.attempt < max_attempts:
+            raise
+        async with db.transaction() as session:
+            imp = await session.get(model, job.payload["import_id"])
+            if imp is None or imp.status in FINAL:
+                return
+            imp.status, imp.finished_at = "failed", utcnow()
+            imp.error = f"The rows after byte {imp.byte_offset} failed: {type(exc).__name__}."
+            imp.updated_at = imp.finished_at
+        await asyncio.to_thread(Path(imp.path).unlink, missing_ok=True)
+
+
+async def _run_chunk(
+    db: Database,
+    job: Job,
+    model: type[Any],
+    error_model: type[Any],
+    handler: RowHandler[Any],
+    chunk_rows: int,
+    chunk_seconds: float,
+) -> None:
     import_id, offset = job.payload["import_id"], job.payload.get("offset")
     async with db.read() as session:
         imp = await session.get(model, import_id)

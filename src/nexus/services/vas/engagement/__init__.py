@@ -9,7 +9,11 @@ from fastapi import APIRouter
 from nexus.kernel.service import JobHandler
 from nexus.services.vas.engagement.campaigns import CAMPAIGN_QUEUE
 from nexus.services.vas.engagement.campaigns import run as run_campaign
-from nexus.services.vas.engagement.contacts_import import IMPORT_QUEUE, run_import_chunk
+from nexus.services.vas.engagement.contacts_import import (
+    IMPORT_ATTEMPTS,
+    IMPORT_QUEUE,
+    run_import_chunk,
+)
 from nexus.services.vas.engagement.rollup import rollup_loop
 from nexus.services.vas.engagement.routes import analytics as analytics_routes
 from nexus.services.vas.engagement.routes import campaigns as campaign_routes
@@ -38,7 +42,7 @@ JOBS = [
         transactional=False,
         concurrency=1,
         lease_s=60,
-        max_attempts=5,
+        max_attempts=IMPORT_ATTEMPTS,
         backoff_base_s=1,
     ),
     # a few seconds of paced sending per job, then a continuation

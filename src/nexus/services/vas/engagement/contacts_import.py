@@ -32,6 +32,7 @@ from nexus.services.vas.engagement.models import (
 )
 
 IMPORT_QUEUE = "vas.contacts_import"
+IMPORT_ATTEMPTS = 5
 _TRUE = frozenset({"1", "true", "yes", "y", "x", "t", "on", "opted out", "unsubscribed"})
 _FALSE = frozenset({"0", "false", "no", "n", "f", "off", "subscribed"})
 _SPLIT = re.compile(r"[,;|]")
@@ -292,4 +293,11 @@ HANDLER = ContactRows()
 
 
 async def run_import_chunk(job: Job, ctx: HandlerContext) -> None:
-    await ci.run_chunk(ctx.runtime.db("vas"), job, ContactImport, ContactImportError, HANDLER)
+    await ci.run_chunk(
+        ctx.runtime.db("vas"),
+        job,
+        ContactImport,
+        ContactImportError,
+        HANDLER,
+        max_attempts=IMPORT_ATTEMPTS,
+    )
