@@ -21,6 +21,7 @@ async def _records(crm: Crm, headers: dict[str, str]) -> dict[str, Any]:
         company_id=company["id"],
     )
     other = await crm.post("/contacts", headers, first_name="Petr", last_name="Gibons")
+    other_company = await crm.post("/companies", headers, name="Initech Ltd")
     deal = await crm.post(
         "/deals",
         headers,
@@ -40,6 +41,7 @@ async def _records(crm: Crm, headers: dict[str, str]) -> dict[str, Any]:
         "deal": deal["id"],
         "activity": activity["id"],
         "pipeline": pipeline["id"],
+        "other_company": other_company["id"],
     }
 
 
@@ -57,6 +59,8 @@ def _routes(ids: dict[str, Any], field_id: str) -> list[tuple[str, str, dict[str
         ("GET", f"/companies/{co}", None),
         ("PATCH", f"/companies/{co}", {"name": "Hacked"}),
         ("GET", f"/companies/{co}/timeline", None),
+        ("GET", f"/companies/{co}/duplicates", None),
+        ("POST", f"/companies/{co}/merge", {"other_id": ids["other_company"]}),
         ("DELETE", f"/companies/{co}", None),
         ("GET", f"/deals/{d}", None),
         ("PATCH", f"/deals/{d}", {"amount": "1"}),
@@ -241,6 +245,7 @@ async def test_every_crm_route_is_covered_here(crm: Crm) -> None:
 _PLACEHOLDERS = {
     "contact": "{contact_id}",
     "other": "x",
+    "other_company": "x",
     "deal": "{deal_id}",
     "company": "{company_id}",
     "activity": "{activity_id}",

@@ -303,3 +303,34 @@ async def test_creates_are_idempotent_per_caller_and_key(crm: Crm) -> None:
     assert deal_again.json()["id"] == deal.json()["id"]
     assert len((await crm.get("/contacts", crm.admin()))["items"]) == 2
     assert len((await crm.get("/deals", crm.admin()))["items"]) == 1
+
+
+async def test_company_duplicates_and_merge(crm: Crm) -> None:
+    h = crm.admin()
+    acme = await crm.post("/companies", h, name="Acme", industry="software")
+    acme_inc = await crm.post("/companies", h, name="ACME, Inc.", domain="acme.com", size=50)
+    akme = await crm.post("/companies", h, name="Akme", domain="acme.co.uk")
+    await crm.post("/companies", h, name="Globex")
+    dupes = {
+        d["company"]["id"]: d["reasons"]
+        for d in await crm.get(f"/companies/{acme_inc['id']}/duplicates", h)
+    }
+    assert dupes == {
+        acme["id"]: ["same name"],
+        akme["id"]: ["similar name", "similar domain acme.co.uk"],
+    }
+    contact = await crm.post("/contacts", h, first_name="Wile", company_id=acme_inc["id"])
+    deal = await crm.post("/deals", h, name="Anvils", company_id=acme_inc["id"])
+    await crm.post("/activities", h, kind="call", company_id=acme_inc["id"])
+    merged = await crm.post(f"/companies/{acme['id']}/merge", h, other_id=acme_inc["id"])
+    assert (merged["domain"], merged["industry"], merged["size"]) == ("acme.com", "software", 50)
+    assert (await crm.get(f"/contacts/{contact['id']}", h))["company_id"] == acme["id"]
+    assert (await crm.get(f"/deals/{deal['id']}", h))["company_id"] == acme["id"]
+    kinds = [a["kind"] for a in (await crm.get(f"/companies/{acme['id']}/timeline", h))["items"]]
+    assert sorted(kinds) == ["call", "note"]
+    gone = await crm.get(f"/companies/{acme_inc['id']}", h)
+    assert gone["merged_into_id"] == acme["id"]
+    assert gone["domain"] is None
+    names = [c["name"] for c in (await crm.get("/companies", h))["items"]]
+    assert sorted(names) == ["Acme", "Akme", "Globex"]
+    assert [x["id"] for x in (await crm.get("/search", h, q="acme.com"))["items"]] == [acme["id"]]

@@ -372,7 +372,12 @@ async def _find_company(
             return found
     if name:
         return await session.scalar(
-            select(Company).where(func.lower(Company.name) == name.strip().lower()).limit(1)
+            select(Company)
+            .where(
+                func.lower(Company.name) == name.strip().lower(),
+                Company.merged_into_id.is_(None),
+            )
+            .limit(1)
         )
     return None
 

@@ -45,6 +45,7 @@ class Company(Base, IdMixin, OrgScoped, TimestampMixin):
     size: Mapped[int | None] = mapped_column(Integer)  # employees
     owner_id: Mapped[str] = mapped_column(String(36), index=True)
     custom: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    merged_into_id: Mapped[str | None] = mapped_column(String(36))  # set on the merged-away one
 
     __table_args__ = (UniqueConstraint("org_id", "domain", name="uq_crm_companies_domain"),)
 

@@ -49,8 +49,14 @@ class CompanyOut(_Out):
     size: int | None
     owner_id: str
     custom: dict[str, Any]
+    merged_into_id: str | None = None
     created_at: dt.datetime
     updated_at: dt.datetime
+
+
+class CompanyDuplicateOut(BaseModel):
+    company: CompanyOut
+    reasons: list[str]
 
 
 # -- contacts --------------------------------------------------------------------------------

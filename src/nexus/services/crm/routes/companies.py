@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nexus.kernel.errors import BadRequest
 from nexus.kernel.pagination import Page
 from nexus.services.crm import activities, companies, custom_fields, normalize, search
 from nexus.services.crm.access import Access, access
@@ -18,7 +19,14 @@ from nexus.services.crm.routes.common import (
     crm_db,
     page,
 )
-from nexus.services.crm.schemas import ActivityOut, CompanyIn, CompanyOut, CompanyPatch
+from nexus.services.crm.schemas import (
+    ActivityOut,
+    CompanyDuplicateOut,
+    CompanyIn,
+    CompanyOut,
+    CompanyPatch,
+    MergeIn,
+)
 
 router = APIRouter(prefix="/companies", tags=["crm companies"])
 
@@ -37,7 +45,9 @@ async def list_companies(
     db = crm_db(request)
     org_id = acc.principal.org_id
     async with db.read(org_id=org_id) as session:
-        stmt = select(Company).where(Company.org_id == org_id, acc.where(Company))
+        stmt = select(Company).where(
+            Company.org_id == org_id, Company.merged_into_id.is_(None), acc.where(Company)
+        )
         if owner_id:
             stmt = stmt.where(Company.owner_id == owner_id)
         if industry:
@@ -133,3 +143,46 @@ async def company_timeline(
     return Page[ActivityOut](
         items=[ActivityOut.model_validate(a) for a in rows], next_cursor=next_cursor
     )
+
+
+@router.get(
+    "/{company_id}/duplicates",
+    response_model=list[CompanyDuplicateOut],
+    summary="Companies that look like the same one",
+)
+async def company_duplicates(
+    company_id: str, request: Request, acc: Access = access("company", "read")
+) -> list[CompanyDuplicateOut]:
+    """Same name (legal suffixes aside: "Acme Inc" and "ACME"), a name that sounds the
+    same, or a domain with the same first label; only companies you may see."""
+    async with crm_db(request).read(org_id=acc.principal.org_id) as session:
+        company = acc.check(await session.get(Company, company_id))
+        found = await companies.duplicates(session, company)
+    return [
+        CompanyDuplicateOut(company=CompanyOut.model_validate(c), reasons=reasons)
+        for c, reasons in found
+        if acc.allows(c)
+    ]
+
+
+@router.post(
+    "/{company_id}/merge", response_model=CompanyOut, summary="Merge another company into this one"
+)
+async def merge_company(
+    company_id: str, body: MergeIn, request: Request, acc: Access = access("company", "write")
+) -> CompanyOut:
+    """Its contacts, deals and activities move here; empty fields (domain, industry, size)
+    are filled from it. It remains as a pointer (`merged_into_id`). Needs write on both
+    and delete on the other."""
+    if body.other_id == company_id:
+        raise BadRequest("A company cannot be merged into itself.")
+    remover = Access(acc.principal, "company", "delete")
+    async with crm_db(request).transaction(org_id=acc.principal.org_id) as session:
+        keep = acc.check(await session.get(Company, company_id))
+        other = acc.check(await session.get(Company, body.other_id))
+        remover.check(other)
+        for record in (keep, other):
+            if record.merged_into_id:
+                raise BadRequest(f"Company {record.id} was already merged.", slug="already-merged")
+        await companies.merge(session, keep, other, acc.principal.subject)
+    return CompanyOut.model_validate(keep)

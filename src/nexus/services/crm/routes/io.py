@@ -235,8 +235,8 @@ async def export(
             buffer.truncate()
             async with db.read(org_id=principal.org_id) as session:
                 stmt = select(model).where(model.id > last, reader.where(model))
-                if model is Contact:
-                    stmt = stmt.where(Contact.merged_into_id.is_(None))
+                if model is not Deal:
+                    stmt = stmt.where(model.merged_into_id.is_(None))
                 page = list(await session.scalars(stmt.order_by(model.id).limit(1000)))
                 if not page:
                     return
