@@ -136,6 +136,7 @@ async def test_a_rep_works_a_deal_and_texts_the_contact(crm: Crm) -> None:
     after = await crm.get("/forecast", rep)
     assert after["totals"]["USD"]["weighted"] == "0.00"
     assert after["totals"]["USD"]["won"] == "10000.00"
+    assert [d["stage"] for d in after["stage_days"]] == ["Lead in", "Qualified", "Proposal"]
     assert after["win_rate"] == 1.0
     assert after["avg_cycle_days"] is not None
 

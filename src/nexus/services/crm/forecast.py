@@ -8,7 +8,8 @@ deals), owner and currency:
 - `committed`: won + open deals with probability ≥ `commit_at` (default 0.7);
 - `best_case`: won + open deals with probability ≥ `best_case_at` (default 0.2).
 Over the whole range: `win_rate` = won / (won + lost) deals closed in it, and
-`avg_cycle_days` = mean days from a won deal's first stage-history entry to its win.
+`avg_cycle_days` = mean days from a won deal's first stage-history entry to its win;
+`stage_days`: per stage, the mean days deals stayed in it before moving on.
 Open deals without an expected close date are counted in the `unscheduled` period.
 """
 
@@ -120,8 +121,10 @@ async def forecast(
     )
     result = Forecast()
     won_ids: list[str] = []
+    all_ids: list[str] = []
     for deal_id, status, amount, currency, owner, expected, closed, override, stage_p in rows:
         amount = Decimal(amount or 0)
+        all_ids.append(deal_id)
         if status == "open":
             p = override if override is not None else stage_p
             row = result.row(period_of(expected, grain), owner, currency)
@@ -143,6 +146,7 @@ async def forecast(
         else:
             result.lost_count += 1
     result.cycle_days = await _cycle_days(session, won_ids)
+    stage_days = await _stage_days(session, all_ids)
     closed_count = result.won_count + result.lost_count
     totals: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for row in result.rows.values():
@@ -160,6 +164,7 @@ async def forecast(
         "won_deals": result.won_count,
         "lost_deals": result.lost_count,
         "win_rate": round(result.won_count / closed_count, 4) if closed_count else None,
+        "stage_days": stage_days,
         "avg_cycle_days": (
             round(sum(result.cycle_days) / len(result.cycle_days), 2) if result.cycle_days else None
         ),
@@ -184,6 +189,37 @@ async def _cycle_days(session: AsyncSession, won_ids: list[str]) -> list[float]:
             if first is not None and won is not None:
                 out.append(_days(first, won))
     return out
+
+
+async def _stage_days(session: AsyncSession, deal_ids: list[str]) -> list[dict[str, Any]]:
+    """How long the deals stayed in each stage they left (from their stage history)."""
+    spent: dict[str, list[float]] = defaultdict(list)
+    for i in range(0, len(deal_ids), 500):
+        rows = await session.execute(
+            select(StageChange.deal_id, StageChange.to_stage_id, StageChange.at)
+            .where(StageChange.deal_id.in_(deal_ids[i : i + 500]))
+            .order_by(StageChange.deal_id, StageChange.at, StageChange.id)
+        )
+        previous: tuple[str, str, Any] | None = None
+        for deal_id, stage_id, at in rows:
+            if previous and previous[0] == deal_id and previous[1] != stage_id:
+                spent[previous[1]].append(_days(previous[2], at))
+            if not previous or previous[0] != deal_id or previous[1] != stage_id:
+                previous = (deal_id, stage_id, at)
+    if not spent:
+        return []
+    names = dict(
+        (await session.execute(select(Stage.id, Stage.name).where(Stage.id.in_(list(spent))))).all()
+    )
+    return [
+        {
+            "stage_id": stage_id,
+            "stage": names.get(stage_id),
+            "deals": len(days),
+            "avg_days": round(sum(days) / len(days), 2),
+        }
+        for stage_id, days in spent.items()
+    ]
 
 
 def _days(first: Any, last: Any) -> float:

@@ -409,6 +409,13 @@ class ForecastTotals(BaseModel):
     best_case: Decimal = Decimal(0)
 
 
+class StageDays(BaseModel):
+    stage_id: str
+    stage: str | None
+    deals: int = Field(description="Deals that left this stage.")
+    avg_days: float
+
+
 class ForecastOut(BaseModel):
     grain: Literal["month", "quarter"]
     from_: dt.date = Field(alias="from")
@@ -418,6 +425,9 @@ class ForecastOut(BaseModel):
     won_deals: int
     lost_deals: int
     win_rate: float | None = Field(description="Won / (won + lost) of the deals closed.")
+    stage_days: list[StageDays] = Field(
+        description="Mean days the deals stayed in each stage before moving on."
+    )
     avg_cycle_days: float | None = Field(
         description="Mean days from a won deal's first stage-history entry to its win."
     )
