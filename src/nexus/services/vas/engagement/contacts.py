@@ -146,17 +146,28 @@ async def tags_of(
     return out
 
 
+def _by_channel(pairs: set[tuple[str, str]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for channel, address in sorted(pairs):
+        out.setdefault(channel, []).append(address)
+    return out
+
+
 async def consents_of(
     session: AsyncSession, org_id: str, pairs: set[tuple[str, str]]
 ) -> dict[tuple[str, str], Consent]:
     out: dict[tuple[str, str], Consent] = {}
-    addresses = sorted({address for _, address in pairs})
-    for batch in batches(addresses):
-        rows = await session.scalars(
-            select(Consent).where(Consent.org_id == org_id, Consent.address.in_(batch))
-        )
-        for consent in rows:
-            if (consent.channel, consent.address) in pairs:
+    # per channel, so the lookup walks the (org_id, channel, address) unique index
+    for channel, addresses in _by_channel(pairs).items():
+        for batch in batches(addresses):
+            rows = await session.scalars(
+                select(Consent).where(
+                    Consent.org_id == org_id,
+                    Consent.channel == channel,
+                    Consent.address.in_(batch),
+                )
+            )
+            for consent in rows:
                 out[(consent.channel, consent.address)] = consent
     return out
 
@@ -166,15 +177,16 @@ async def owners_of(
 ) -> dict[tuple[str, str], str]:
     """The contact id that holds each (channel, address) among `pairs`."""
     out: dict[tuple[str, str], str] = {}
-    addresses = sorted({address for _, address in pairs})
-    for batch in batches(addresses):
-        rows = await session.execute(
-            select(ContactAddress.channel, ContactAddress.address, ContactAddress.contact_id).where(
-                ContactAddress.org_id == org_id, ContactAddress.address.in_(batch)
+    for channel, addresses in _by_channel(pairs).items():
+        for batch in batches(addresses):
+            rows = await session.execute(
+                select(ContactAddress.address, ContactAddress.contact_id).where(
+                    ContactAddress.org_id == org_id,
+                    ContactAddress.channel == channel,
+                    ContactAddress.address.in_(batch),
+                )
             )
-        )
-        for channel, address, cid in rows:
-            if (channel, address) in pairs:
+            for address, cid in rows:
                 out[(channel, address)] = cid
     return out
 
