@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import pytest
+import uvicorn
+
+from nexus.kernel.http import create_app
 from tests.conftest import eventually
+from tests.kernel.test_cli import free_port
 from tests.services.crm.conftest import Crm
 
 CONTACTS = """E-mail,Given Name,Surname,Mobile,Company,Website,Lifecycle,Plan
@@ -151,3 +160,56 @@ async def test_import_rules(crm: Crm) -> None:
         f"/api/v1/crm/import/{result['id']}", headers=crm.admin("org-b")
     )
     assert other_org.status_code == 404
+
+
+@pytest.fixture
+async def served(crm: Crm) -> AsyncIterator[str]:
+    app = create_app(crm.runtime.settings, runtime=crm.runtime)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task
+
+
+async def test_the_cli_imports_with_a_progress_bar_and_exports(
+    crm: Crm, served: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "contacts.csv"
+    path.write_text("email,first_name\nann@example.com,Ann\nnot-an-email,Bad\n")
+    token = crm.issuer.token(org_id="org-a", permissions=["crm:*"])
+
+    async def cli(*args: str) -> tuple[int, str, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "nexus.cli",
+            "crm",
+            *args,
+            "--api-url",
+            served,
+            "--token",
+            token,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "NEXUS_LOG_LEVEL": "WARNING"},
+        )
+        out, err = await process.communicate()
+        return process.returncode or 0, out.decode(), err.decode()
+
+    code, out, err = await cli("import", str(path), "--object", "contacts")
+    assert code == 0, err
+    assert "100%" in err
+    assert "completed" in out
+    report = path.with_name("contacts.csv.errors.csv").read_text()
+    assert "not-an-email" in report
+    export = tmp_path / "out.csv"
+    code, out, err = await cli("export", "--object", "contacts", "--out", str(export))
+    assert code == 0, err
+    assert "1 contacts written" in out
+    assert "ann@example.com" in export.read_text()
