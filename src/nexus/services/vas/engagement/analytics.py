@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nexus.services.vas.engagement import rollup
 from nexus.services.vas.engagement.models import LatencyStats, MessageStats
 
-BUCKETS = ("hour", "day", "week", "month")
 _SPAN = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 31 * 86400}
 MAX_BUCKETS = 2000
 SENT = frozenset({"sent", "delivered", "undelivered"})

@@ -57,7 +57,6 @@ CAMPAIGN_QUEUE = "vas.campaign"
 RUN_BUDGET_S = 4.0  # then the job queues its continuation (lease is 15 s)
 TICK_S = 0.2  # pacing granularity
 MAX_STEP = 200  # messages per transaction: the SQLite write lock is held that long
-EDITABLE = frozenset({"draft", "scheduled"})
 FINAL = frozenset({"completed", "canceled"})
 
 
