@@ -212,6 +212,8 @@ async def test_duplicates_and_merge_keep_both_histories(crm: Crm) -> None:
         for subject in subjects:
             await crm.post("/activities", h, kind="note", subject=subject, contact_id=contact["id"])
     deal = await crm.post("/deals", h, name="D", contact_ids=[b["id"]])
+    tagged = await crm.get("/contacts", h, tag="vip")
+    assert [x["id"] for x in tagged["items"]] == [a["id"]]
 
     dupes = {
         d["contact"]["id"]: d["reasons"]

@@ -50,7 +50,7 @@ pipelines = APIRouter(prefix="/pipelines", tags=["crm pipelines"])
 router = APIRouter(prefix="/deals", tags=["crm deals"])
 
 
-async def _pipeline_out(session, pipeline: Pipeline) -> PipelineOut:  # type: ignore[no-untyped-def]
+async def _pipeline_out(session: AsyncSession, pipeline: Pipeline) -> PipelineOut:
     stages = await deals.stages_of(session, pipeline.id)
     return PipelineOut(
         id=pipeline.id,
@@ -71,7 +71,7 @@ def _deal_out(deal: Deal, stage: Stage, contact_ids: list[str]) -> DealOut:
     )
 
 
-async def _deals_out(session, rows: list[Deal]) -> list[DealOut]:  # type: ignore[no-untyped-def]
+async def _deals_out(session: AsyncSession, rows: list[Deal]) -> list[DealOut]:
     stage_ids = {d.stage_id for d in rows}
     stages = {s.id: s for s in await session.scalars(select(Stage).where(Stage.id.in_(stage_ids)))}
     links = await deals.contact_ids(session, [d.id for d in rows])
@@ -253,8 +253,8 @@ async def list_deals(
 
 
 async def _check_links(
-    session, acc: Access, company_id: str | None, contact_ids: list[str] | None
-) -> None:  # type: ignore[no-untyped-def]
+    session: AsyncSession, acc: Access, company_id: str | None, contact_ids: list[str] | None
+) -> None:
     await linked(session, reader(acc, "company"), Company, company_id, "company_id")
     for i, contact_id in enumerate(contact_ids or []):
         await linked(session, reader(acc, "contact"), Contact, contact_id, f"contact_ids.{i}")
