@@ -72,6 +72,7 @@ def _routes(ids: dict[str, Any], field_id: str) -> list[tuple[str, str, dict[str
         ("DELETE", f"/activities/{a}", None),
         ("PATCH", f"/pipelines/{p}", {"name": "Hacked"}),
         ("GET", f"/pipelines/{p}/board", None),
+        ("DELETE", f"/pipelines/{p}", None),
         ("PATCH", f"/custom-fields/{field_id}", {"label": "Hacked"}),
         ("DELETE", f"/custom-fields/{field_id}", None),
         ("POST", "/activities", {"kind": "note", "contact_id": c}),

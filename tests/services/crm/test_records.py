@@ -184,6 +184,18 @@ async def test_pipelines_stages_and_history(crm: Crm) -> None:
     )
     assert [s["name"] for s in renamed["stages"]] == ["Won over", "Intro"]
     assert [p["is_default"] for p in await crm.get("/pipelines", h)] == [False, True]
+    default_id = (await crm.get("/pipelines", h))[0]["id"]
+    in_use = await crm.client.delete(f"/api/v1/crm/pipelines/{made['id']}", headers=h)
+    assert in_use.status_code == 409  # the default, with a deal
+    await crm.patch(f"/pipelines/{default_id}", h, is_default=True)
+    assert (
+        await crm.client.delete(f"/api/v1/crm/pipelines/{made['id']}", headers=h)
+    ).status_code == 409
+    await crm.client.delete(f"/api/v1/crm/deals/{deal['id']}", headers=h)
+    assert (
+        await crm.client.delete(f"/api/v1/crm/pipelines/{made['id']}", headers=h)
+    ).status_code == 204
+    assert [p["id"] for p in await crm.get("/pipelines", h)] == [default_id]
 
 
 async def test_duplicates_and_merge_keep_both_histories(crm: Crm) -> None:

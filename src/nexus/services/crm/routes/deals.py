@@ -142,6 +142,28 @@ async def update_pipeline(
         return await _pipeline_out(session, pipeline)
 
 
+@pipelines.delete("/{pipeline_id}", status_code=204, summary="Remove a pipeline")
+async def delete_pipeline(
+    pipeline_id: str, request: Request, acc: Access = access("pipeline", "write")
+) -> Response:
+    """Refused for the default pipeline and for one that still has deals (move or delete
+    them first)."""
+    async with crm_db(request).transaction(org_id=acc.principal.org_id) as session:
+        pipeline = await session.get(Pipeline, pipeline_id)
+        if pipeline is None or pipeline.org_id != acc.principal.org_id:
+            raise NotFound(f"No pipeline {pipeline_id}.")
+        if pipeline.is_default:
+            raise Conflict("Make another pipeline the default first.", slug="default-pipeline")
+        used = await session.scalar(
+            select(func.count()).select_from(Deal).where(Deal.pipeline_id == pipeline.id)
+        )
+        if used:
+            raise Conflict(f"{used} deal(s) are in this pipeline.", slug="pipeline-in-use")
+        await session.execute(delete(Stage).where(Stage.pipeline_id == pipeline.id))
+        await session.delete(pipeline)
+    return Response(status_code=204)
+
+
 @pipelines.get("/{pipeline_id}/board", response_model=BoardOut, summary="The pipeline board")
 async def board(
     pipeline_id: str,
