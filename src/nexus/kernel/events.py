@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -88,6 +89,16 @@ def job_id_for(*parts: str) -> str:
     return str(uuid.uuid5(_NS, "\x1f".join(parts)))
 
 
+@dataclass(frozen=True)
+class NewJob:
+    """One job for `enqueue_many`."""
+
+    payload: dict[str, Any]
+    job_id: str | None = None
+    org_id: str | None = None
+    run_at: dt.datetime | None = None
+
+
 async def enqueue(
     session: AsyncSession,
     queue: str,
@@ -105,39 +116,51 @@ async def enqueue(
     job row is written directly; otherwise it goes through the outbox and the relay
     forwards it.
     """
+    when = run_at or (utcnow() + dt.timedelta(seconds=delay_s) if delay_s else None)
+    job = NewJob(payload, job_id=job_id or new_id(), org_id=org_id, run_at=when)
+    await enqueue_many(session, queue, [job])
+    return job.job_id  # type: ignore[return-value]
+
+
+async def enqueue_many(session: AsyncSession, queue: str, jobs: list[NewJob]) -> list[str]:
+    """Enqueue jobs of one queue with one statement (see `enqueue`); returns their ids."""
     if not QUEUE_NAME.match(queue):
         raise ValueError(f"queue name {queue!r} is not <service>.<name>")
-    job_id = job_id or new_id()
-    when = run_at or (utcnow() + dt.timedelta(seconds=delay_s) if delay_s else utcnow())
+    if not jobs:
+        return []
+    now = utcnow()
+    ids = [job.job_id or new_id() for job in jobs]
     if session.sync_session.info.get("direct_jobs"):
-        row: dict[str, Any] = {
-            "id": job_id,
-            "queue": queue,
-            "org_id": org_id,
-            "payload": payload,
-            "run_at": when,
-            "status": "ready",
-            "attempts": 0,
-            "created_at": utcnow(),
-        }
-        await insert_ignore(session, JobRow, [row])
+        rows: list[dict[str, Any]] = [
+            {
+                "id": job_id,
+                "queue": queue,
+                "org_id": job.org_id,
+                "payload": job.payload,
+                "run_at": job.run_at or now,
+                "status": "ready",
+                "attempts": 0,
+                "created_at": now,
+            }
+            for job_id, job in zip(ids, jobs, strict=True)
+        ]
+        await insert_ignore(session, JobRow, rows)
         session.info.setdefault("touched_queues", set()).add(queue)
     else:
         session.info["outbox"] = True
-        await insert_ignore(
-            session,
-            OutboxRow,
-            [
-                {
-                    "kind": "job",
-                    "id": job_id,
-                    "type": queue,
-                    "source": service_of(queue),
-                    "org_id": org_id,
-                    "data": payload,
-                    "run_at": when,
-                    "time": utcnow(),
-                }
-            ],
-        )
-    return job_id
+        source = service_of(queue)
+        rows = [
+            {
+                "kind": "job",
+                "id": job_id,
+                "type": queue,
+                "source": source,
+                "org_id": job.org_id,
+                "data": job.payload,
+                "run_at": job.run_at or now,
+                "time": now,
+            }
+            for job_id, job in zip(ids, jobs, strict=True)
+        ]
+        await insert_ignore(session, OutboxRow, rows)
+    return ids

@@ -10,6 +10,7 @@ from nexus.kernel.events import Event
 from nexus.kernel.runtime import Runtime
 from nexus.kernel.service import Consumer, HandlerContext, JobHandler, Service
 from nexus.services.vas import dispatch, webhooks_out
+from nexus.services.vas.accept import Acceptor
 from nexus.services.vas.accounts import Accounts, add_sandbox_providers
 from nexus.services.vas.cli import cli
 from nexus.services.vas.engagement import JOBS as ENGAGEMENT_JOBS
@@ -80,6 +81,7 @@ async def _start(runtime: Runtime) -> None:
         ),
         http=http,
         settings=settings,
+        acceptor=Acceptor(db),
     )
 
 
@@ -102,6 +104,7 @@ async def _on_org_created(event: Event, ctx: HandlerContext) -> None:
 async def _stop(runtime: Runtime) -> None:
     vas = runtime.state.pop("vas", None)
     if vas is not None:
+        await vas.acceptor.close()
         await vas.http.aclose()
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.kernel.db import utcnow
 from nexus.kernel.events import emit
+from nexus.kernel.ids import new_id
 from nexus.services.vas.models import Message, MessageEvent
 
 RANK = {
@@ -56,6 +57,31 @@ def event_data(message: Message) -> dict[str, Any]:
     }
 
 
+def step(
+    org_id: str,
+    message_id: str,
+    status: str,
+    *,
+    kind: str = "status",
+    provider_id: str | None = None,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+    at: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """One history row (the columns of `MessageEvent`)."""
+    return {
+        "id": new_id(),
+        "org_id": org_id,
+        "message_id": message_id,
+        "status": status,
+        "kind": kind,
+        "provider_id": provider_id,
+        "reason": reason,
+        "data": data or {},
+        "at": at or utcnow(),
+    }
+
+
 def record(
     session: AsyncSession,
     message: Message,
@@ -69,16 +95,23 @@ def record(
 ) -> None:
     session.add(
         MessageEvent(
-            org_id=message.org_id,
-            message_id=message.id,
-            status=status,
-            kind=kind,
-            provider_id=provider_id,
-            reason=reason,
-            data=data or {},
-            at=at or utcnow(),
+            **step(
+                message.org_id,
+                message.id,
+                status,
+                kind=kind,
+                provider_id=provider_id,
+                reason=reason,
+                data=data,
+                at=at,
+            )
         )
     )
+
+
+def emit_status(session: AsyncSession, message: Message) -> None:
+    """Publish the message's current status (`nexus.vas.message.<status>`)."""
+    emit(session, f"nexus.vas.message.{message.status}", event_data(message), org_id=message.org_id)
 
 
 def move(
@@ -114,5 +147,5 @@ def move(
         message.done_at = when
     record(session, message, new, provider_id=provider_id, reason=reason, data=data, at=when)
     if publish or (publish is None and new in PUBLISHED):
-        emit(session, f"nexus.vas.message.{new}", event_data(message), org_id=message.org_id)
+        emit_status(session, message)
     return True

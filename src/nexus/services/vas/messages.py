@@ -11,21 +11,24 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.kernel.db import utcnow
 from nexus.kernel.errors import Problem
-from nexus.kernel.events import enqueue
+from nexus.kernel.events import NewJob, enqueue_many
 from nexus.kernel.ids import new_id
 from nexus.services.vas import encoding, lifecycle
 from nexus.services.vas.accounts import Route
 from nexus.services.vas.addresses import CHANNELS, InvalidAddress, normalize
-from nexus.services.vas.models import Consent, Message
+from nexus.services.vas.lifecycle import emit_status
+from nexus.services.vas.models import Consent, Message, MessageEvent
 from nexus.services.vas.settings import MAX_BODY
-from nexus.services.vas.state import Vas
+
+if TYPE_CHECKING:
+    from nexus.services.vas.state import Vas
 
 DISPATCH_QUEUE = "vas.dispatch"
 
@@ -98,20 +101,118 @@ def prepare(request: SendRequest, default_region: str | None) -> Prepared:
     return Prepared(request, to, enc, segments)
 
 
-async def _opted_out(session: AsyncSession, org_id: str, channel: str, address: str) -> bool:
-    return bool(
-        await session.scalar(
-            select(Consent.opted_out).where(
-                Consent.org_id == org_id, Consent.channel == channel, Consent.address == address
-            )
+async def opted_out(
+    session: AsyncSession, org_id: str, pairs: set[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """The (channel, address) pairs among `pairs` that opted out, in one query."""
+    if not pairs:
+        return set()
+    rows = await session.execute(
+        select(Consent.channel, Consent.address).where(
+            Consent.org_id == org_id,
+            Consent.opted_out.is_(True),
+            Consent.address.in_({address for _, address in pairs}),
         )
     )
+    return {(channel, address) for channel, address in rows} & pairs
 
 
 async def by_idempotency_key(session: AsyncSession, org_id: str, key: str) -> Message | None:
     return await session.scalar(
         select(Message).where(Message.org_id == org_id, Message.idempotency_key == key)
     )
+
+
+@dataclass
+class NewMessage:
+    """What accepting one message writes: its row, its first history steps, its job."""
+
+    row: dict[str, Any]
+    history: list[dict[str, Any]]
+    job: NewJob | None
+
+    @property
+    def status(self) -> str:
+        return str(self.row["status"])
+
+
+def new_message(
+    org_id: str,
+    prepared: Prepared,
+    *,
+    routes: list[Route],
+    opted_out: bool,
+    idempotency_key: str | None = None,
+    now: dt.datetime | None = None,
+) -> NewMessage:
+    """Decide and build (nothing is written): `queued` with a dispatch job, or `rejected`
+    with the reason (opted-out recipient, no provider for the channel)."""
+    request = prepared.request
+    now = now or utcnow()
+    cost = None
+    if routes:
+        cost = min(r.candidate.cost_per_unit for r in routes) * prepared.segments
+    content = {
+        key: value
+        for key in ("template", "media", "location", "subject")
+        if (value := getattr(request, key))
+    }
+    message_id = new_id()
+    error_code = reason = None
+    if opted_out:
+        error_code, reason = "opted_out", "The recipient opted out of this channel."
+    elif not routes:
+        error_code = "no_provider"
+        reason = f"No enabled provider for {request.channel} in this org."
+    status = "rejected" if error_code else "queued"
+    row: dict[str, Any] = {
+        "id": message_id,
+        "org_id": org_id,
+        "channel": request.channel,
+        "direction": "outbound",
+        "to": prepared.to,
+        "sender": request.sender,
+        "body": request.body,
+        "content": content,
+        "status": status,
+        "provider_id": None,
+        "provider_type": None,
+        "provider_message_id": None,
+        "encoding": prepared.encoding,
+        "segments": prepared.segments,
+        "estimated_cost": Decimal(cost) if cost is not None else None,
+        "cost": None,
+        "currency": routes[0].account.currency if routes else None,
+        "error_code": error_code,
+        "error_reason": reason,
+        "attempts": 0,
+        "send_at": request.send_at,
+        # validity counts from when the message may go out (send_at), not from acceptance
+        "expires_at": (
+            max(now, request.send_at or now) + dt.timedelta(seconds=request.ttl_s)
+            if request.ttl_s
+            else None
+        ),
+        "idempotency_key": idempotency_key,
+        "metadata_": request.metadata,
+        "created_at": now,
+        "updated_at": now,
+        "sent_at": None,
+        "done_at": now if error_code else None,
+    }
+    history = [
+        lifecycle.step(org_id, message_id, "accepted", at=now),
+        lifecycle.step(org_id, message_id, status, reason=reason, at=now),
+    ]
+    job = None
+    if status == "queued":
+        job = NewJob(
+            {"message_id": message_id},
+            job_id=message_id,
+            org_id=org_id,
+            run_at=request.send_at if request.send_at and request.send_at > now else None,
+        )
+    return NewMessage(row, history, job)
 
 
 async def store(
@@ -125,68 +226,23 @@ async def store(
 ) -> Message:
     """Store one prepared message (queued with its job, or rejected) in `session`.
 
+    For callers that accept a message inside a unit of work of their own; the API's send
+    endpoints go through the `Acceptor`, which commits many requests' messages at once.
     `routes` are the org's providers for the channel, looked up by the caller *before*
     its transaction: a lookup inside it would hold a second pooled connection."""
-    request = prepared.request
-    now = utcnow()
-    cost = None
-    if routes:
-        cost = min(r.candidate.cost_per_unit for r in routes) * prepared.segments
-    content: dict[str, Any] = {}
-    for key in ("template", "media", "location", "subject"):
-        value = getattr(request, key)
-        if value:
-            content[key] = value
-    message = Message(
-        id=new_id(),
-        org_id=org_id,
-        channel=request.channel,
-        to=prepared.to,
-        sender=request.sender,
-        body=request.body,
-        content=content,
-        status="accepted",
-        encoding=prepared.encoding,
-        segments=prepared.segments,
-        estimated_cost=Decimal(cost) if cost is not None else None,
-        currency=routes[0].account.currency if routes else None,
-        send_at=request.send_at,
-        # validity counts from when the message may go out (send_at), not from acceptance
-        expires_at=(
-            max(now, request.send_at or now) + dt.timedelta(seconds=request.ttl_s)
-            if request.ttl_s
-            else None
-        ),
+    pair = (prepared.request.channel, prepared.to)
+    new = new_message(
+        org_id,
+        prepared,
+        routes=routes,
+        opted_out=bool(await opted_out(session, org_id, {pair})),
         idempotency_key=idempotency_key,
-        metadata_=request.metadata,
-        created_at=now,
-        updated_at=now,
     )
+    message = Message(**new.row)
     session.add(message)
-    lifecycle.record(session, message, "accepted", at=now)
-    if await _opted_out(session, org_id, request.channel, prepared.to):
-        message.error_code = "opted_out"
-        message.error_reason = "The recipient opted out of this channel."
-        lifecycle.move(
-            session, message, "rejected", reason="The recipient opted out of this channel."
-        )
-    elif not routes:
-        message.error_code = "no_provider"
-        message.error_reason = f"No enabled provider for {request.channel} in this org."
-        lifecycle.move(
-            session,
-            message,
-            "rejected",
-            reason=f"No enabled provider for {request.channel} in this org.",
-        )
+    session.add_all(MessageEvent(**step) for step in new.history)
+    if new.job is not None:
+        await enqueue_many(session, DISPATCH_QUEUE, [new.job])
     else:
-        lifecycle.move(session, message, "queued", at=now)
-        await enqueue(
-            session,
-            DISPATCH_QUEUE,
-            {"message_id": message.id},
-            org_id=org_id,
-            run_at=request.send_at if request.send_at and request.send_at > now else None,
-            job_id=message.id,
-        )
+        emit_status(session, message)
     return message

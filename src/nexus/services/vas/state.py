@@ -9,6 +9,7 @@ import httpx
 
 from nexus.kernel.db import Database
 from nexus.kernel.runtime import Runtime
+from nexus.services.vas.accept import Acceptor
 from nexus.services.vas.accounts import Accounts
 from nexus.services.vas.models import OrgSettings
 from nexus.services.vas.router import Router
@@ -30,6 +31,7 @@ class Vas:
     router: Router
     http: httpx.AsyncClient
     settings: VasSettings
+    acceptor: Acceptor
     _org_settings: dict[str, tuple[float, OrgView]] = field(default_factory=dict)
 
     async def org(self, org_id: str) -> OrgView:

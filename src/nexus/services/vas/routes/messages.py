@@ -7,14 +7,14 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from nexus.kernel.auth import Principal, require
 from nexus.kernel.errors import BadRequest, Conflict, NotFound, Problem
 from nexus.kernel.pagination import Page, page_of, paginate
 from nexus.services.vas import dispatch, encoding
+from nexus.services.vas.accept import Item
 from nexus.services.vas.addresses import InvalidAddress, normalize
-from nexus.services.vas.messages import SendRequest, by_idempotency_key, prepare, store
+from nexus.services.vas.messages import Prepared, SendRequest, prepare
 from nexus.services.vas.models import Message, MessageEvent
 from nexus.services.vas.schemas import (
     BulkIn,
@@ -44,7 +44,7 @@ IdempotencyKey = Header(
 )
 
 
-def get_vas(request: Request) -> Vas:
+async def get_vas(request: Request) -> Vas:
     return vas_of(request.app.state.runtime)
 
 
@@ -72,7 +72,9 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def _out(message: Message, history: list[MessageEvent] | None = None) -> MessageOut:
+def _out(
+    message: Message | dict[str, Any], history: list[MessageEvent] | None = None
+) -> MessageOut:
     out = MessageOut.model_validate(message)
     if history is not None:
         out.history = [EventOut.model_validate(e) for e in history]
@@ -84,26 +86,11 @@ async def _send_one(
 ) -> MessageOut:
     org = await vas.org(principal.org_id)
     prepared = prepare(request, org.default_region)  # 4xx before anything is stored
-    if key:
-        async with vas.db.read() as session:
-            existing = await by_idempotency_key(session, principal.org_id, key)
-        if existing is not None:
-            response.headers["Idempotent-Replayed"] = "true"
-            return _out(existing)
     routes = await vas.accounts.routes(principal.org_id, request.channel)
-    try:
-        async with vas.db.transaction(org_id=principal.org_id) as session:
-            message = await store(
-                vas, session, principal.org_id, prepared, routes=routes, idempotency_key=key
-            )
-    except IntegrityError:  # the same key, concurrently
-        async with vas.db.read() as session:
-            existing = await by_idempotency_key(session, principal.org_id, key or "")
-        if existing is None:
-            raise
+    [accepted] = await vas.acceptor.accept(principal.org_id, [Item(prepared, routes, key)])
+    if accepted.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-        return _out(existing)
-    return _out(message)
+    return _out(accepted.row)
 
 
 async def _send_bulk(
@@ -112,49 +99,31 @@ async def _send_bulk(
     if len(requests) > vas.settings.max_bulk:
         raise BadRequest(f"At most {vas.settings.max_bulk} messages per request.")
     results: list[BulkResult] = []
-    ready = []
+    ready: list[tuple[int, Prepared]] = []
     region = (await vas.org(principal.org_id)).default_region
     for index, request in enumerate(requests):
         try:
             ready.append((index, prepare(request, region)))
         except Problem as exc:
             results.append(BulkResult(index=index, status=exc.status, error=exc.detail))
-    if ready:
-        keys = {i: f"{key}:{i}" if key else None for i, _ in ready}
-        existing: dict[str, Message] = {}
-        if key:
-            async with vas.db.read() as session:
-                rows = await session.scalars(
-                    select(Message).where(
-                        Message.org_id == principal.org_id,
-                        Message.idempotency_key.in_([k for k in keys.values() if k]),
-                    )
-                )
-                existing = {m.idempotency_key: m for m in rows if m.idempotency_key}
-        routes = {
-            channel: await vas.accounts.routes(principal.org_id, channel)
-            for channel in {p.request.channel for _, p in ready}
-        }
-        async with vas.db.transaction(org_id=principal.org_id) as session:
-            for index, prepared in ready:
-                message = existing.get(keys[index] or "")
-                if message is None:
-                    message = await store(
-                        vas,
-                        session,
-                        principal.org_id,
-                        prepared,
-                        routes=routes[prepared.request.channel],
-                        idempotency_key=keys[index],
-                    )
-                results.append(
-                    BulkResult(
-                        index=index,
-                        status=202,
-                        message_id=message.id,
-                        message_status=message.status,
-                    )
-                )
+    routes = {
+        channel: await vas.accounts.routes(principal.org_id, channel)
+        for channel in {p.request.channel for _, p in ready}
+    }
+    items = [
+        Item(prepared, routes[prepared.request.channel], f"{key}:{index}" if key else None)
+        for index, prepared in ready
+    ]
+    accepted = await vas.acceptor.accept(principal.org_id, items)
+    for (index, _), done in zip(ready, accepted, strict=True):
+        results.append(
+            BulkResult(
+                index=index,
+                status=202,
+                message_id=done.row["id"],
+                message_status=done.row["status"],
+            )
+        )
     results.sort(key=lambda r: r.index)
     return BulkOut(
         accepted=sum(1 for r in results if r.status == 202 and r.message_status != "rejected"),
