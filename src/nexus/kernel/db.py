@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
 
 from nexus.kernel.ids import new_id
+from nexus.kernel.sqlite_inline import inline_creator
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 AfterCommit = Callable[[dict[str, Any]], Awaitable[None] | None]
@@ -128,7 +129,7 @@ class Database:
         self.is_sqlite = self.dialect == "sqlite"
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
-            kwargs["connect_args"] = {"timeout": 30, "isolation_level": None}
+            kwargs["async_creator"] = inline_creator(url)
             if ":memory:" in url:
                 raise ValueError("in-memory SQLite is not supported: use a file path")
         else:

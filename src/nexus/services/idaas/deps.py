@@ -36,8 +36,13 @@ class Idaas:
         return self.settings.secret()
 
 
-def get_idaas(request: Request) -> Idaas:
+def idaas_of(request: Request) -> Idaas:
     return request.app.state.runtime.state["idaas"]  # type: ignore[no-any-return]
+
+
+async def get_idaas(request: Request) -> Idaas:
+    """The dependency (async: a plain `def` dependency costs a thread hop per request)."""
+    return idaas_of(request)
 
 
 def origin(request: Request) -> Origin:
@@ -90,5 +95,5 @@ async def refuse_foreign_org(request: Request) -> None:
     except Unauthorized:
         return  # unauthenticated routes (login, refresh): the header means nothing there
     if wanted != principal.org_id:
-        async with get_idaas(request).db.read() as session:
+        async with idaas_of(request).db.read() as session:
             await acting_org(request, session, principal)

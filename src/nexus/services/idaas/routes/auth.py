@@ -11,7 +11,7 @@ from nexus.kernel.auth import Principal, current_principal
 from nexus.kernel.errors import Problem
 from nexus.kernel.ratelimit import client_ip, enforce
 from nexus.services.idaas import audit, mfa
-from nexus.services.idaas.deps import Idaas, get_idaas, origin
+from nexus.services.idaas.deps import Idaas, get_idaas, idaas_of, origin
 from nexus.services.idaas.login import MfaRequired, check_password, password_login
 from nexus.services.idaas.models import Session
 from nexus.services.idaas.schemas import LoginIn, MfaRequiredOut, MfaVerifyIn, RefreshIn, TokensOut
@@ -24,7 +24,7 @@ def _limit(name: str) -> Any:
     """Per source address; the brute-force throttle (per account too) is separate."""
 
     async def limit_for(request: Request) -> None:
-        idaas = get_idaas(request)
+        idaas = idaas_of(request)
         per_minute = idaas.idaas.login_rate_per_minute
         await enforce(request, f"idaas.{name}", client_ip(request), limit=per_minute, per_s=60)
 
