@@ -177,6 +177,7 @@ async def served(crm: Crm) -> AsyncIterator[str]:
     await task
 
 
+@pytest.mark.slow
 async def test_the_cli_imports_with_a_progress_bar_and_exports(
     crm: Crm, served: str, tmp_path: Path
 ) -> None:

@@ -8,6 +8,8 @@ import datetime as dt
 import subprocess
 import sys
 
+import pytest
+
 from nexus.kernel.db import utcnow
 from nexus.kernel.events import enqueue
 from nexus.services.crm import jobs
@@ -83,6 +85,7 @@ async def test_the_schedule_retrains_every_org(crm: Crm) -> None:
     await eventually(trained, timeout_s=30)
 
 
+@pytest.mark.slow
 async def test_the_command_retrains(crm: Crm) -> None:
     await generate(crm.runtime.db("crm"), "org-a", 80)
     env = settings_env(crm.runtime.settings)
