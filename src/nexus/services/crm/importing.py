@@ -99,7 +99,7 @@ def _definitions(options: dict[str, Any]) -> dict[str, CustomField]:
 @dataclass
 class Item:
     data: dict[str, Any]
-    keys: list[tuple[str, str]] = field(default_factory=list)  # match keys
+    keys: list[tuple[str, str]] = field(default_factory=list)  # contacts: (kind, address)
 
 
 class Rows:
@@ -184,8 +184,7 @@ class Rows:
             "industry": values.get("industry", "")[:100] or None,
             "size": size,
         }
-        keys = [("domain", domain)] if domain else []
-        return Item(data, [*keys, ("name", values["name"].strip().lower())])
+        return Item(data)
 
     def _deals(self, values: dict[str, str], options: dict[str, Any], imp: Any) -> Item:
         amount = Decimal(0)
