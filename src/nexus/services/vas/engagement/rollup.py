@@ -27,7 +27,7 @@ from nexus.services.vas.engagement.models import LatencyStats, MessageStats, Sta
 from nexus.services.vas.models import Message
 
 log = structlog.get_logger("nexus.vas.rollup")
-LIVE_HOURS = 2
+LIVE_HOURS = 1  # the current hour and the one before are aggregated live
 INTERVAL_S = 30.0
 STATE = "messages"
 LOCK_ID = 0x7661735F726F6C6C  # "vas_roll"
