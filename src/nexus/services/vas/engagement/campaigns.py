@@ -4,11 +4,12 @@ The audience (tags, attribute filters, an uploaded list) is walked in contact id
 by a `vas.campaign` job. Each step takes the next few contacts, skips those without an
 address on the channel and those opted out (counted), picks each one's variant by a
 hash of campaign id and contact id (so a contact always gets the same variant), renders
-its template, and in ONE transaction stores the messages (queued with their dispatch
-jobs, idempotency key `campaign:<id>:<contact>`), one `vas_campaign_recipients` row per
-contact (its primary key is campaign + contact) and the new cursor. A crash loses at
-most a step that never committed; the step that runs again starts from the committed
-cursor, and the unique keys refuse a second message to anyone in any case.
+its template, and hands the messages to the core's accept path (queued with their
+dispatch jobs, idempotency key `campaign:<id>:<contact>`); then one transaction writes a
+`vas_campaign_recipients` row per contact (its primary key is campaign + contact) and
+the new cursor. A crash loses at most a step whose cursor never committed; the step
+that runs again starts from the committed cursor, and the idempotency keys give it
+back the messages already accepted: nobody gets two.
 
 Throttle: a token bucket, so that messages accepted since the start (or resume) of the
 run never exceed `throttle_per_s` times the time elapsed, plus one 0.2 s burst. The job
@@ -39,6 +40,7 @@ from nexus.kernel.ids import new_id
 from nexus.kernel.queue import Retry
 from nexus.kernel.service import HandlerContext
 from nexus.services.vas import lifecycle
+from nexus.services.vas.accept import Item
 from nexus.services.vas.engagement import contacts, templates
 from nexus.services.vas.engagement.models import (
     Campaign,
@@ -48,7 +50,7 @@ from nexus.services.vas.engagement.models import (
     ContactAddress,
     Template,
 )
-from nexus.services.vas.messages import InvalidMessage, SendRequest, prepare, store
+from nexus.services.vas.messages import InvalidMessage, SendRequest, prepare
 from nexus.services.vas.models import Consent, Message
 from nexus.services.vas.state import Vas, vas_of
 
@@ -366,6 +368,11 @@ async def _plan(
     return planned, ids[-1], excluded, no_address
 
 
+def _key(campaign: Campaign, contact_id: str) -> str:
+    """The idempotency key of a contact's message: one per campaign and contact."""
+    return f"campaign:{campaign.id}:{contact_id}"
+
+
 def _rejected(campaign: Campaign, plan: _Planned) -> Message:
     now = utcnow()
     message = Message(
@@ -379,7 +386,7 @@ def _rejected(campaign: Campaign, plan: _Planned) -> Message:
         segments=0,
         error_code="render_failed",
         error_reason=plan.failure,
-        idempotency_key=f"campaign:{campaign.id}:{plan.contact_id}",
+        idempotency_key=_key(campaign, plan.contact_id),
         metadata_={
             "campaign_id": campaign.id,
             "variant": plan.variant,
@@ -399,8 +406,18 @@ async def _step(
     routes: list[Any],
     step: int,
 ) -> Campaign | None:
-    """One paced step; the campaign as committed, or None when this run should stop."""
+    """One paced step; the campaign as committed, or None when this run should stop.
+
+    The messages go through the core's accept path (group commit) with the keys
+    `campaign:<id>:<contact>`; then one transaction records the recipients and moves the
+    cursor. A step re-run after a crash between the two gets the same messages back."""
     planned, cursor, excluded, no_address = await _plan(vas, campaign, found, region, step)
+    sendable = [p for p in planned if p.failure is None]
+    stored: dict[str, dict[str, Any]] = {}
+    if cursor is not None and sendable:
+        items = [Item(p.prepared, routes, _key(campaign, p.contact_id)) for p in sendable]
+        results = await vas.acceptor.accept(campaign.org_id, items)
+        stored = {p.contact_id: r.row for p, r in zip(sendable, results, strict=True)}
     async with vas.db.transaction(org_id=campaign.org_id) as session:
         row = await session.get(Campaign, campaign.id, with_for_update=True)
         if row is None or row.runs != campaign.runs or row.status != "running":
@@ -431,16 +448,10 @@ async def _step(
                 lifecycle.record(session, message, "accepted", at=now)
                 lifecycle.move(session, message, "rejected", reason=plan.failure, at=now)
                 failed += 1
+                message_id = message.id
             else:
-                message = await store(
-                    vas,
-                    session,
-                    row.org_id,
-                    plan.prepared,
-                    routes=routes,
-                    idempotency_key=f"campaign:{row.id}:{plan.contact_id}",
-                )
-                if message.status == "rejected":
+                message_id = stored[plan.contact_id]["id"]
+                if stored[plan.contact_id]["status"] == "rejected":
                     rejected += 1
                 else:
                     accepted += 1
@@ -450,7 +461,7 @@ async def _step(
                     campaign_id=row.id,
                     contact_id=plan.contact_id,
                     variant=plan.variant,
-                    message_id=message.id,
+                    message_id=message_id,
                     at=now,
                 )
             )
