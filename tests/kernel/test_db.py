@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import delete, select, text, update
 
 from nexus.kernel.db import CrossTenantWrite
+from nexus.kernel.ids import new_id
 from nexus.testing.sample_services import Note, notes
 from tests.conftest import SERVICES_MODE, RuntimeFactory
 
@@ -88,3 +89,9 @@ async def test_processes_migrating_together_do_not_collide(settings) -> None:  #
     finally:
         for runtime in runtimes:
             await runtime.databases.dispose()
+
+
+def test_ids_made_one_after_another_sort_in_that_order() -> None:
+    ids = [new_id() for _ in range(2000)]  # many within one millisecond
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
