@@ -4,59 +4,40 @@ the contact through VAS, the contact's reply on the timelines, the forecast movi
 from __future__ import annotations
 
 import datetime as dt
-from urllib.parse import urlencode
+from typing import Any
 
-from nexus.testing.fakes.twilio import twilio_signature
 from tests.conftest import eventually
 from tests.services.crm.conftest import Crm
 
 PHONE = "+14155550123"
 
 
-async def _reply_from(crm: Crm, admin: dict[str, str], sender: str, body: str) -> None:
-    """The contact answers. VAS's sandbox provider cannot receive, so the reply reaches VAS
-    the way a real one does: a signed inbound-SMS webhook of a Twilio account."""
+async def _sandbox_sms(crm: Crm, headers: dict[str, str], **fields: Any) -> str:
     account = await crm.client.post(
         "/api/v1/providers",
-        json={
-            "type": "twilio",
-            "channel": "sms",
-            "name": "twilio-inbound",
-            "credentials": {"account_sid": "AC" + "1" * 32, "auth_token": "tok"},
-            "sender": "+14155559999",
-            "enabled": False,  # receives only: sends keep going through the sandbox
-        },
-        headers=admin,
+        json={"type": "sandbox", "channel": "sms", "name": "sandbox-sms"} | fields,
+        headers=headers,
     )
     assert account.status_code == 201, account.text
-    url = f"http://nexus.test/api/v1/sms/webhook/twilio?account={account.json()['id']}"
-    params = [
-        ("MessageSid", "SM" + "a" * 32),
-        ("AccountSid", "AC" + "1" * 32),
-        ("From", sender),
-        ("To", "+14155559999"),
-        ("Body", body),
-        ("NumMedia", "0"),
-    ]
+    return account.json()["id"]  # type: ignore[no-any-return]
+
+
+async def _reply_from(
+    crm: Crm, admin: dict[str, str], provider_id: str, sender: str, body: str
+) -> None:
+    """The contact answers: the sandbox simulates the reply, which reaches VAS's inbound
+    path exactly as a real provider's inbound webhook does."""
     response = await crm.client.post(
-        url,
-        content=urlencode(params),
-        headers={
-            "content-type": "application/x-www-form-urlencoded",
-            "x-twilio-signature": twilio_signature("tok", url, params),
-        },
+        f"/api/v1/providers/{provider_id}/sandbox/inbound",
+        json={"from": sender, "body": body},
+        headers=admin,
     )
-    assert response.status_code == 200, response.text
+    assert response.status_code == 201, response.text
 
 
 async def test_a_rep_works_a_deal_and_texts_the_contact(crm: Crm) -> None:
     admin = crm.admin()
-    sandbox = await crm.client.post(
-        "/api/v1/providers",
-        json={"type": "sandbox", "channel": "sms", "name": "sandbox-sms", "priority": 1000},
-        headers=admin,
-    )
-    assert sandbox.status_code == 201, sandbox.text
+    sandbox = await _sandbox_sms(crm, admin, priority=1000)
     rep = crm.rep("rep-1")
     close = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=20)).isoformat()
 
@@ -113,7 +94,7 @@ async def test_a_rep_works_a_deal_and_texts_the_contact(crm: Crm) -> None:
         return any(a["status"] == "delivered" for a in timeline["items"])
 
     await eventually(delivered)
-    await _reply_from(crm, admin, PHONE, "Looks good, send the contract")
+    await _reply_from(crm, admin, sandbox, PHONE, "Looks good, send the contract")
 
     async def replied() -> bool:
         timeline = await crm.get(f"/contacts/{contact['id']}/timeline", rep)
@@ -174,7 +155,7 @@ async def test_a_reply_lands_only_in_its_own_org(crm: Crm) -> None:
     in_a = await crm.post("/contacts", a, first_name="Same", phones=[PHONE])
     in_b = await crm.post("/contacts", b, first_name="Same", phones=[PHONE])
     unknown = await crm.post("/contacts", b, first_name="Other", phones=["+14155550999"])
-    await _reply_from(crm, b, PHONE, "hello org b")
+    await _reply_from(crm, b, await _sandbox_sms(crm, b), PHONE, "hello org b")
 
     async def arrived() -> bool:
         timeline = await crm.get(f"/contacts/{in_b['id']}/timeline", b)
@@ -191,11 +172,7 @@ async def test_a_message_sent_for_a_contact_elsewhere_still_lands_on_its_timelin
     """E.g. the CRM's transaction failed after VAS accepted the message, or another tool
     sent it through VAS naming the contact: VAS's status events carry the metadata."""
     admin = crm.admin()
-    await crm.client.post(
-        "/api/v1/providers",
-        json={"type": "sandbox", "channel": "sms", "name": "sandbox-sms"},
-        headers=admin,
-    )
+    await _sandbox_sms(crm, admin)
     contact = await crm.post("/contacts", admin, first_name="Elsewhere", phones=[PHONE])
     sent = await crm.client.post(
         "/api/v1/messages/send",

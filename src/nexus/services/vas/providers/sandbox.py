@@ -6,6 +6,10 @@ messages that end `undelivered`), `delivery_delay_ms` (time to the delivery repo
 Numbers ending in 0000 are always refused as invalid (not retryable); ending in 0001,
 always undeliverable. Delivery reports come back through the same status path as a
 real provider's webhooks.
+
+The sandbox cannot be called in over HTTP, so replies are simulated instead: `inbound()`
+builds the inbound message a real adapter would parse from its webhook, and the
+`POST /api/v1/providers/{id}/sandbox/inbound` route feeds it to the same inbound path.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from decimal import Decimal
 from nexus.kernel.ids import new_id
 from nexus.services.vas.providers.base import (
     Health,
+    InboundMessage,
     OutboundMessage,
     ProviderAdapter,
     ProviderError,
@@ -66,6 +71,16 @@ class Adapter(ProviderAdapter):
             )
         return delay, StatusUpdate(
             result.provider_message_id, "delivered", cost=result.cost, currency=result.currency
+        )
+
+    def inbound(self, sender: str, to: str | None, body: str) -> InboundMessage:
+        """A simulated message from `sender` (normalized by the caller) to this account."""
+        return InboundMessage(
+            provider_message_id=f"sbx_in_{new_id()}",
+            sender=sender,
+            to=to or self.config.sender,
+            body=body,
+            channel=self.config.channel,
         )
 
     def verify_webhook(self, request: WebhookRequest) -> bool:

@@ -6,16 +6,25 @@ import asyncio
 import secrets
 
 from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from nexus.kernel.auth import Principal, require
 from nexus.kernel.errors import Conflict, NotFound, Problem
+from nexus.services.vas import inbound
 from nexus.services.vas.accounts import seal_credentials
+from nexus.services.vas.addresses import InvalidAddress, normalize
 from nexus.services.vas.models import ProviderAccount
-from nexus.services.vas.providers import ADAPTERS, adapter_class
+from nexus.services.vas.providers import ADAPTERS, adapter_class, sandbox
 from nexus.services.vas.routes.messages import get_vas
-from nexus.services.vas.schemas import ProviderHealthOut, ProviderIn, ProviderOut, ProviderPatch
+from nexus.services.vas.schemas import (
+    MessageOut,
+    ProviderHealthOut,
+    ProviderIn,
+    ProviderOut,
+    ProviderPatch,
+)
 from nexus.services.vas.state import Vas
 
 router = APIRouter(prefix="/providers", tags=["providers"])
@@ -184,3 +193,56 @@ async def delete_provider(
     async with vas.db.transaction(org_id=principal.org_id) as session:
         await session.delete(await _get(vas, session, provider_id))
     vas.accounts.forget(principal.org_id)
+
+
+class SandboxInboundIn(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+        json_schema_extra={"examples": [{"from": "+14155550123", "body": "Sounds good"}]},
+    )
+
+    from_: str = Field(alias="from", min_length=1, max_length=320, description="The sender.")
+    body: str = Field(min_length=1, max_length=100_000)
+    to: str | None = Field(
+        None, max_length=320, description="The recipient; the account's sender if left out."
+    )
+
+
+def _address(channel: str, field: str, raw: str, region: str | None) -> str:
+    try:
+        return normalize(channel, raw, region)
+    except InvalidAddress as exc:
+        raise Problem(str(exc), status=422, slug="invalid-address", field=field) from None
+
+
+@router.post(
+    "/{provider_id}/sandbox/inbound",
+    response_model=MessageOut,
+    status_code=201,
+    summary="Simulate an inbound message to a sandbox account (a reply, a STOP...)",
+)
+async def sandbox_inbound(
+    provider_id: str,
+    body: SandboxInboundIn,
+    principal: Principal = require("vas:provider:manage"),
+    vas: Vas = Depends(get_vas),
+) -> MessageOut:
+    org = await vas.org(principal.org_id)
+    async with vas.db.transaction(org_id=principal.org_id) as session:
+        account = await _get(vas, session, provider_id)
+        if account.type != "sandbox":
+            raise Conflict(
+                f"{account.name!r} is a {account.type} account; only sandbox accounts "
+                "simulate inbound messages (real ones receive them at their webhook_url).",
+                slug="not-sandbox",
+            )
+        region = org.default_region
+        sender = _address(account.channel, "from", body.from_, region)
+        to = _address(account.channel, "to", body.to, region) if body.to else None
+        adapter = vas.accounts.adapter(account)
+        assert isinstance(adapter, sandbox.Adapter)
+        item = adapter.inbound(sender, to, body.body)
+        message = await inbound.receive(session, account, item, org)
+        assert message is not None  # a fresh provider message id is never a retry
+        await session.flush()
+        return MessageOut.model_validate(message)
