@@ -49,8 +49,11 @@ def _out(campaign: Campaign) -> CampaignOut:
     return out
 
 
-async def _get(session: AsyncSession, org_id: str, campaign_id: str) -> Campaign:
-    campaign = await session.get(Campaign, campaign_id, with_for_update=True)
+async def _get(
+    session: AsyncSession, org_id: str, campaign_id: str, *, lock: bool = False
+) -> Campaign:
+    """The org's campaign (404 otherwise); `lock` in transactions that change it."""
+    campaign = await session.get(Campaign, campaign_id, with_for_update=lock)
     if campaign is None or campaign.org_id != org_id:
         raise NotFound(f"No campaign {campaign_id}.")
     return campaign
@@ -120,7 +123,7 @@ async def patch_campaign(
     principal: Principal = require("vas:campaign:manage"),
 ) -> CampaignOut:
     async with _db(request).transaction(org_id=principal.org_id) as session:
-        campaign = await _get(session, principal.org_id, campaign_id)
+        campaign = await _get(session, principal.org_id, campaign_id, lock=True)
         if campaign.status != "draft":
             raise Conflict(f"The campaign is {campaign.status}; only a draft can be changed.")
         _apply(campaign, body.model_dump(mode="json", exclude_unset=True))
@@ -135,7 +138,7 @@ async def delete_campaign(
 ) -> Response:
     """Its messages stay in the message log."""
     async with _db(request).transaction(org_id=principal.org_id) as session:
-        campaign = await _get(session, principal.org_id, campaign_id)
+        campaign = await _get(session, principal.org_id, campaign_id, lock=True)
         if campaign.status in {"running", "scheduled"}:
             raise Conflict("Pause or cancel the campaign before deleting it.")
         await session.execute(
@@ -276,7 +279,7 @@ async def _transition(
                 slug="no-provider",
             )
     async with _db(request).transaction(org_id=principal.org_id) as session:
-        campaign = await _get(session, principal.org_id, campaign_id)
+        campaign = await _get(session, principal.org_id, campaign_id, lock=True)
         if action == "start":
             await campaigns.start(session, campaign)
         elif action == "pause":
