@@ -7,8 +7,10 @@ status, currency) and `vas_latency_stats` (accepted→sent and accepted→delive
 latencies in log-spaced bins). Hours before `vas_stats_state.settled_until` are read from
 those tables; later ones are aggregated live from `vas_messages`. A message that changes
 after its hour was settled (a late delivery report) is found by its `updated_at`, and its
-hour is aggregated again. One process does it at a time (an advisory lock on PostgreSQL;
-one writer anyway on SQLite); each day of hours is one transaction.
+hour is aggregated again. Messages loaded in bulk outside Nexus keep old `updated_at`
+values: delete the `vas_stats_state` row and the next pass rolls everything up. One
+process does it at a time (an advisory lock on PostgreSQL; one writer anyway on
+SQLite); each day of hours is one transaction.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ BOUNDS_MS = (
     600_000, 1_800_000, 3_600_000,
 )  # fmt: skip
 HOUR = dt.timedelta(hours=1)
+CHECK_OVERLAP = dt.timedelta(seconds=60)
 
 
 def floor_hour(value: dt.datetime) -> dt.datetime:
@@ -204,7 +207,8 @@ async def refresh(db: Database, *, now: dt.datetime | None = None) -> int:
         await _lock(session)
         state = await _state(session)
         state.settled_until = max(boundary, settled, state.settled_until or boundary)
-        state.checked_at = now - dt.timedelta(seconds=5)  # overlap: commits in flight
+        # overlap: a change stamped before `now` may commit after it
+        state.checked_at = now - CHECK_OVERLAP
         state.updated_at = utcnow()
     hours = sum(int((b - a) / HOUR) for a, b in spans)
     if hours:
