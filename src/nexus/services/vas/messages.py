@@ -111,6 +111,7 @@ async def opted_out(
         select(Consent.channel, Consent.address).where(
             Consent.org_id == org_id,
             Consent.opted_out.is_(True),
+            Consent.channel.in_({channel for channel, _ in pairs}),
             Consent.address.in_({address for _, address in pairs}),
         )
     )
