@@ -7,7 +7,9 @@ in-process bus, sandbox providers), with a demo org and some messages, and stopp
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -84,6 +86,35 @@ async def capture(
     return written
 
 
+async def _create_demo_org(settings: Any, password: str) -> None:
+    """`nexus init` in a child process on the same data dir: the Hub uses IDaaS through
+    its published interfaces only, never its internals."""
+    env = {
+        **os.environ,
+        "NEXUS_DATA_DIR": str(settings.data_dir),
+        "NEXUS_SECRET_KEY": settings.secret(),
+        "NEXUS_LOG_LEVEL": "WARNING",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from nexus.cli import main; main()",
+        "init",
+        "--org-name",
+        "Acme Demo",
+        "--email",
+        DEMO_EMAIL,
+        "--password",
+        password,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"nexus init failed: {stderr.decode(errors='replace')[-500:]}")
+
+
 async def demo_installation(outdir: Path, step: Callable[[str], None]) -> list[Path]:
     """Start a temporary Nexus with a demo org, screenshot it, stop it."""
     from nexus.kernel.config import Settings
@@ -91,7 +122,6 @@ async def demo_installation(outdir: Path, step: Callable[[str], None]) -> list[P
     from nexus.kernel.migrate import upgrade
     from nexus.kernel.runtime import Runtime
     from nexus.kernel.service import load_services
-    from nexus.services.idaas.bootstrap import create_org_with_owner
 
     with tempfile.TemporaryDirectory(prefix="nexus-screens-") as tmp:
         port = free_port()
@@ -108,13 +138,7 @@ async def demo_installation(outdir: Path, step: Callable[[str], None]) -> list[P
         app = create_app(settings, runtime=runtime)
         async with serving(app, port, lifespan="on") as base_url:
             password = secrets.token_urlsafe(16)
-            await create_org_with_owner(
-                runtime.db("idaas"),
-                org_name="Acme Demo",
-                email=DEMO_EMAIL,
-                password=password,
-                name="Olivia Owner",
-            )
+            await _create_demo_org(settings, password)
             token = await api_login(base_url, DEMO_EMAIL, password)
             demo = Demo(base_url, DEMO_EMAIL, password, token)
             ids = await seed_messages(demo)
