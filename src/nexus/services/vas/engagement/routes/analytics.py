@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from nexus.kernel.auth import Principal, require
 from nexus.kernel.db import utcnow
@@ -25,13 +25,14 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def window(
-    principal: Principal,
-    since: dt.datetime | None,
-    until: dt.datetime | None,
-    bucket: str,
-    channel: str | None,
+async def window(
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    bucket: str = BucketQuery,
+    channel: str | None = ChannelQuery,
+    principal: Principal = require("vas:analytics:read"),
 ) -> Window:
+    """The range, bucket and channel every analytics endpoint takes (a dependency)."""
     end = _utc(until) or utcnow()
     start = _utc(since) or end - dt.timedelta(days=7)
     if start >= end:
@@ -57,54 +58,34 @@ async def _read(request: Request, fn: Any, w: Window, *args: Any) -> Any:
 @router.get("/overview", summary="Totals and a series of outbound/inbound counts, cost")
 async def overview(
     request: Request,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
-    bucket: str = BucketQuery,
-    channel: str | None = ChannelQuery,
-    principal: Principal = require("vas:analytics:read"),
+    w: Window = Depends(window),
 ) -> dict[str, Any]:
     """Range defaults to the last 7 days; `sent` counts messages that reached a provider
     (sent, delivered, undelivered); `delivery_rate` is delivered / sent."""
-    w = window(principal, since, until, bucket, channel)
     return _meta(w) | await _read(request, analytics.overview, w)
 
 
 @router.get("/by-channel", summary="Status counts per bucket and channel")
 async def by_channel(
     request: Request,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
-    bucket: str = BucketQuery,
-    channel: str | None = ChannelQuery,
-    principal: Principal = require("vas:analytics:read"),
+    w: Window = Depends(window),
 ) -> dict[str, Any]:
-    w = window(principal, since, until, bucket, channel)
     return _meta(w) | {"series": await _read(request, analytics.grouped, w, "channel")}
 
 
 @router.get("/by-provider", summary="Status counts per bucket and provider")
 async def by_provider(
     request: Request,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
-    bucket: str = BucketQuery,
-    channel: str | None = ChannelQuery,
-    principal: Principal = require("vas:analytics:read"),
+    w: Window = Depends(window),
 ) -> dict[str, Any]:
-    w = window(principal, since, until, bucket, channel)
     return _meta(w) | {"series": await _read(request, analytics.grouped, w, "provider")}
 
 
 @router.get("/delivery-rates", summary="Delivery and failure rates per bucket and channel")
 async def delivery_rates(
     request: Request,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
-    bucket: str = BucketQuery,
-    channel: str | None = ChannelQuery,
-    principal: Principal = require("vas:analytics:read"),
+    w: Window = Depends(window),
 ) -> dict[str, Any]:
-    w = window(principal, since, until, bucket, channel)
     rows = await _read(request, analytics.grouped, w, "channel")
     keys = ("bucket", "channel", "sent", "delivered", "failed", "delivery_rate", "failure_rate")
     return _meta(w) | {"series": [{k: row[k] for k in keys} for row in rows]}
@@ -113,27 +94,17 @@ async def delivery_rates(
 @router.get("/cost-analysis", summary="Messages, segments and cost per bucket, channel, currency")
 async def cost_analysis(
     request: Request,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
-    bucket: str = BucketQuery,
-    channel: str | None = ChannelQuery,
-    principal: Principal = require("vas:analytics:read"),
+    w: Window = Depends(window),
 ) -> dict[str, Any]:
     """Actual cost where the provider reported it, else the estimate made at acceptance."""
-    w = window(principal, since, until, bucket, channel)
     return _meta(w) | await _read(request, analytics.cost_analysis, w)
 
 
 @router.get("/latency", summary="Latency percentiles (p50/p95/p99) per bucket")
 async def latency(
     request: Request,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
-    bucket: str = BucketQuery,
-    channel: str | None = ChannelQuery,
-    principal: Principal = require("vas:analytics:read"),
+    w: Window = Depends(window),
 ) -> dict[str, Any]:
-    w = window(principal, since, until, bucket, channel)
     return _meta(w) | {"series": await _read(request, analytics.latency, w)}
 
 
