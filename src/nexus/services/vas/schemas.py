@@ -212,6 +212,18 @@ class ProviderHealthOut(BaseModel):
     success_rate: float
 
 
+class CredentialFieldOut(BaseModel):
+    name: str
+    required: bool
+    secret: bool = Field(description="A secret (token, key, password), not an identifier.")
+
+
+class ProviderTypeOut(BaseModel):
+    type: str
+    channels: list[str]
+    credentials: list[CredentialFieldOut]
+
+
 class WebhookIn(BaseModel):
     url: HttpUrl
     events: list[str] = Field(default_factory=list, examples=[["nexus.vas.message.delivered"]])

@@ -57,6 +57,7 @@ class Adapter(ProviderAdapter):
     channels = frozenset({"sms"})
     default_base_url = "https://api.africastalking.com"
     required_credentials = ("username", "api_key")
+    public_credentials = frozenset({"username"})
 
     @property
     def base_url(self) -> str:

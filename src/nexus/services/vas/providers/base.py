@@ -162,6 +162,11 @@ class ProviderAdapter:
     default_base_url: ClassVar[str] = ""
     # Credential fields the account must carry (validated when the account is saved).
     required_credentials: ClassVar[tuple[str, ...]] = ()
+    # Fields the account may carry besides those (the adapter reads them when present).
+    optional_credentials: ClassVar[tuple[str, ...]] = ()
+    # Fields that identify the account rather than prove it (ids, user names): a form may
+    # show them while they are typed; all others are secrets. None is ever read back.
+    public_credentials: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: ProviderConfig, http: httpx.AsyncClient) -> None:
         self.config = config

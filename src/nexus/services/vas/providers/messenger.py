@@ -72,6 +72,8 @@ class Adapter(ProviderAdapter):
     channels = frozenset({"messenger"})
     default_base_url = GRAPH_URL
     required_credentials = ("page_access_token", "page_id", "app_secret")
+    optional_credentials = ("verify_token",)
+    public_credentials = frozenset({"page_id"})
 
     @property
     def _version(self) -> str:

@@ -40,6 +40,8 @@ class Adapter(ProviderAdapter):
     channels = frozenset({"email"})
     default_base_url = "smtp://localhost:25"
     required_credentials = ()
+    optional_credentials = ("username", "password")
+    public_credentials = frozenset({"username"})
 
     def _client(self) -> aiosmtplib.SMTP:
         url = urlsplit(self.base_url if "://" in self.base_url else f"smtp://{self.base_url}")

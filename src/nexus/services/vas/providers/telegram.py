@@ -59,6 +59,7 @@ class Adapter(ProviderAdapter):
     channels = frozenset({"telegram"})
     default_base_url = "https://api.telegram.org"
     required_credentials = ("bot_token",)
+    optional_credentials = ("webhook_secret",)
 
     def _url(self, method: str) -> str:
         return f"{self.base_url}/bot{self.config.credentials['bot_token']}/{method}"

@@ -97,6 +97,8 @@ class Adapter(ProviderAdapter):
     channels = frozenset({"sms", "whatsapp"})
     default_base_url = "https://api.twilio.com"
     required_credentials = ("account_sid", "auth_token")
+    optional_credentials = ("messaging_service_sid",)
+    public_credentials = frozenset({"account_sid", "messaging_service_sid"})
 
     @property
     def _sid(self) -> str:

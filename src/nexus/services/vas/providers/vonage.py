@@ -86,6 +86,8 @@ class Adapter(ProviderAdapter):
     channels = frozenset({"sms"})
     default_base_url = "https://rest.nexmo.com"
     required_credentials = ("api_key", "api_secret")
+    optional_credentials = ("signature_secret",)
+    public_credentials = frozenset({"api_key"})
 
     @property
     def _auth(self) -> dict[str, str]:

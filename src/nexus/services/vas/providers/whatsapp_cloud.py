@@ -135,6 +135,8 @@ class Adapter(ProviderAdapter):
     channels = frozenset({"whatsapp"})
     default_base_url = GRAPH_URL
     required_credentials = ("access_token", "phone_number_id", "app_secret")
+    optional_credentials = ("verify_token",)
+    public_credentials = frozenset({"phone_number_id"})
 
     @property
     def _version(self) -> str:

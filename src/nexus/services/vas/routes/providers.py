@@ -19,11 +19,13 @@ from nexus.services.vas.models import ProviderAccount
 from nexus.services.vas.providers import ADAPTERS, adapter_class, sandbox
 from nexus.services.vas.routes.messages import get_vas
 from nexus.services.vas.schemas import (
+    CredentialFieldOut,
     MessageOut,
     ProviderHealthOut,
     ProviderIn,
     ProviderOut,
     ProviderPatch,
+    ProviderTypeOut,
 )
 from nexus.services.vas.state import Vas
 
@@ -120,35 +122,78 @@ async def _get(vas: Vas, session: object, provider_id: str) -> ProviderAccount:
     return account  # type: ignore[no-any-return]
 
 
+@router.get(
+    "/types",
+    response_model=list[ProviderTypeOut],
+    summary="Provider types: their channels and credential fields",
+)
+async def provider_types(
+    principal: Principal = require("vas:provider:read"),
+) -> list[ProviderTypeOut]:
+    out = []
+    for type_ in ADAPTERS:
+        cls = adapter_class(type_)
+        fields = [(name, True) for name in cls.required_credentials]
+        fields += [(name, False) for name in cls.optional_credentials]
+        out.append(
+            ProviderTypeOut(
+                type=type_,
+                channels=sorted(cls.channels),
+                credentials=[
+                    CredentialFieldOut(
+                        name=name, required=required, secret=name not in cls.public_credentials
+                    )
+                    for name, required in fields
+                ],
+            )
+        )
+    return out
+
+
+async def _probe(vas: Vas, account: ProviderAccount) -> ProviderHealthOut:
+    try:
+        health = await asyncio.wait_for(vas.accounts.adapter(account).health(), timeout=5)
+        ok, detail, latency = health.ok, health.detail, health.latency_ms
+    except Exception as exc:  # a probe must never break the list
+        ok, detail, latency = False, f"{type(exc).__name__}: {exc}"[:300], None
+    vas.router.set_health(account.id, ok)
+    stats = vas.router.stats_of(account.id)
+    return ProviderHealthOut(
+        id=account.id,
+        name=account.name,
+        type=account.type,
+        channel=account.channel,
+        enabled=account.enabled,
+        healthy=ok,
+        detail=detail,
+        latency_ms=latency,
+        circuit=vas.router.circuit_state(account.id),
+        success_rate=round(stats.success_rate(), 3),
+    )
+
+
 @router.get("/health", response_model=list[ProviderHealthOut], summary="Health and circuit state")
 async def providers_health(
     principal: Principal = require("vas:provider:read"), vas: Vas = Depends(get_vas)
 ) -> list[ProviderHealthOut]:
     async with vas.db.read(org_id=principal.org_id) as session:
         rows = (await session.scalars(select(ProviderAccount).order_by(ProviderAccount.name))).all()
+    return list(await asyncio.gather(*(_probe(vas, r) for r in rows)))
 
-    async def probe(account: ProviderAccount) -> ProviderHealthOut:
-        try:
-            health = await asyncio.wait_for(vas.accounts.adapter(account).health(), timeout=5)
-            ok, detail, latency = health.ok, health.detail, health.latency_ms
-        except Exception as exc:  # a probe must never break the list
-            ok, detail, latency = False, f"{type(exc).__name__}: {exc}"[:300], None
-        vas.router.set_health(account.id, ok)
-        stats = vas.router.stats_of(account.id)
-        return ProviderHealthOut(
-            id=account.id,
-            name=account.name,
-            type=account.type,
-            channel=account.channel,
-            enabled=account.enabled,
-            healthy=ok,
-            detail=detail,
-            latency_ms=latency,
-            circuit=vas.router.circuit_state(account.id),
-            success_rate=round(stats.success_rate(), 3),
-        )
 
-    return list(await asyncio.gather(*(probe(r) for r in rows)))
+@router.get(
+    "/{provider_id}/health",
+    response_model=ProviderHealthOut,
+    summary="Probe one provider account now",
+)
+async def provider_health(
+    provider_id: str,
+    principal: Principal = require("vas:provider:read"),
+    vas: Vas = Depends(get_vas),
+) -> ProviderHealthOut:
+    async with vas.db.read(org_id=principal.org_id) as session:
+        account = await _get(vas, session, provider_id)
+    return await _probe(vas, account)
 
 
 @router.get("/{provider_id}", response_model=ProviderOut)
