@@ -1,5 +1,5 @@
 """Messaging pages over VAS's API: compose with a live preview, the message log with live
-status, a message's history with its routing decisions, providers, analytics."""
+status, a message's history with its routing decisions; the provider pages (providers.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Request, Response
 
 from nexus.services.hub.api import ApiError
+from nexus.services.hub.routes import providers
 from nexus.services.hub.web import Ctx, HubRoute, form_errors, is_htmx, redirect, render, signed_in
 
 router = APIRouter(route_class=HubRoute, include_in_schema=False)
+router.include_router(providers.router)
 
 CHANNELS = ("sms", "whatsapp", "telegram", "messenger", "email")
 STATUSES = (
@@ -227,12 +229,3 @@ async def providers_of(ctx: Ctx) -> list[dict[str, Any]]:
         return await ctx.get("vas", "/providers")  # type: ignore[no-any-return]
     except ApiError:
         return []
-
-
-# -- providers -----------------------------------------------------------------------------
-@router.get("/providers")
-async def providers(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
-    health = await ctx.get("vas", "/providers/health")
-    if is_htmx(request):
-        return render(request, "_providers_rows.html", ctx, providers=health)
-    return render(request, "providers.html", ctx, providers=health)
