@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from tests.services.hub.conftest import HubEnv
 
 
@@ -95,3 +97,121 @@ async def test_a_member_sees_no_admin_and_the_api_refuses(hub: HubEnv) -> None:
             data={"csrf": token, "name": "sneaky", "permissions": ["vas:message:send"]},
         )
         assert refused.status_code == 403
+
+
+async def _add_user(hub: HubEnv, email: str, role: str) -> str:
+    """Adds a user with a password and one role; their id, from the users page."""
+    token = await hub.csrf("/admin/users")
+    added = await hub.client.post(
+        "/admin/users",
+        data={"csrf": token, "email": email, "password": "a-long-enough-password-1", "roles": role},
+    )
+    assert added.status_code == 303, added.text
+    page = await hub.client.get("/admin/users", params={"q": email})
+    found = re.search(r'<a href="/admin/users/([^"]+)">' + re.escape(email), page.text)
+    assert found, page.text
+    return found.group(1)
+
+
+async def test_group_members_are_added_and_removed(hub: HubEnv) -> None:
+    await hub.login()
+    ann = await _add_user(hub, "ann@demo.example.com", "member")
+    token = await hub.csrf("/admin/groups")
+    created = await hub.client.post(
+        "/admin/groups", data={"csrf": token, "name": "Support", "description": "Front line"}
+    )
+    assert created.status_code == 303, created.text
+    group = created.headers["location"].split("?")[0]
+    page = await hub.client.get(created.headers["location"])
+    assert "The group is created" in page.text
+    assert "No members yet" in page.text
+    assert '<option value="ann@demo.example.com">' in page.text  # suggested in the box
+
+    unknown = await hub.client.post(
+        f"{group}/members", data={"csrf": token, "email": "nobody@demo.example.com"}
+    )
+    assert unknown.status_code == 200
+    assert "No user has the e-mail nobody@demo.example.com here." in unknown.text
+    assert 'value="nobody@demo.example.com"' in unknown.text
+    assert 'aria-invalid="true"' in unknown.text
+    no_csrf = await hub.client.post(f"{group}/members", data={"email": "ann@demo.example.com"})
+    assert no_csrf.status_code == 403
+    assert "No members yet" in (await hub.client.get(group)).text  # nothing changed
+
+    added = await hub.client.post(
+        f"{group}/members", data={"csrf": token, "email": "ANN@demo.example.com"}
+    )
+    assert added.status_code == 303, added.text
+    page = await hub.client.get(added.headers["location"])
+    assert "The user is in the group now" in page.text
+    assert f'action="{group}/members/{ann}/remove"' in page.text
+    removed = await hub.client.post(f"{group}/members/{ann}/remove", data={"csrf": token})
+    assert removed.status_code == 303
+    assert "No members yet" in (await hub.client.get(group)).text
+    audit = await hub.client.get("/admin/audit", params={"type": "group"})
+    assert "group.members.added" in audit.text
+    assert "group.members.removed" in audit.text
+
+
+async def test_a_users_roles_are_granted_and_revoked(hub: HubEnv) -> None:
+    await hub.login()
+    ann = await _add_user(hub, "ann@demo.example.com", "member")
+    token = await hub.csrf("/admin/users")
+    page = await hub.client.get(f"/admin/users/{ann}")
+    assert page.status_code == 200
+    assert "<strong>member</strong>" in page.text
+    assert '<option value="admin"' in page.text
+    assert '<option value="member"' not in page.text  # she has it already
+
+    unknown = await hub.client.post(
+        f"/admin/users/{ann}/roles", data={"csrf": token, "role": "ghost"}
+    )
+    assert unknown.status_code == 200
+    assert 'id="roles-error"' in unknown.text
+    granted = await hub.client.post(
+        f"/admin/users/{ann}/roles", data={"csrf": token, "role": "admin"}
+    )
+    assert granted.status_code == 303, granted.text
+    page = await hub.client.get(granted.headers["location"])
+    assert "The role is granted" in page.text
+    assert "<strong>admin</strong>" in page.text
+    member = re.search(
+        r'action="(/admin/users/[^"]+/roles/[^"]+/revoke)" data-confirm="Take the role member',
+        page.text,
+    )
+    assert member
+    revoked = await hub.client.post(member.group(1), data={"csrf": token})
+    assert revoked.status_code == 303
+    page = await hub.client.get(f"/admin/users/{ann}")
+    assert "<strong>member</strong>" not in page.text
+    assert "<strong>admin</strong>" in page.text
+
+
+async def test_people_pages_are_read_only_without_manage(hub: HubEnv) -> None:
+    await hub.login()
+    ann = await _add_user(hub, "ann@demo.example.com", "member")
+    await _add_user(hub, "vic@demo.example.com", "viewer")
+    token = await hub.csrf("/admin/groups")
+    created = await hub.client.post("/admin/groups", data={"csrf": token, "name": "Sales"})
+    group = created.headers["location"].split("?")[0]
+    await hub.client.post(f"{group}/members", data={"csrf": token, "email": "ann@demo.example.com"})
+    async with hub.browser() as other:
+        await hub.login(other, email="vic@demo.example.com", password="a-long-enough-password-1")
+        page = await other.get(group)
+        assert page.status_code == 200
+        assert "ann@demo.example.com" in page.text
+        assert "Add to group" not in page.text
+        assert "/remove" not in page.text
+        person = await other.get(f"/admin/users/{ann}")
+        assert "<strong>member</strong>" in person.text
+        assert "Grant" not in person.text
+        assert "/revoke" not in person.text
+        token = await hub.csrf("/", other)
+        refused = await other.post(
+            f"/admin/users/{ann}/roles", data={"csrf": token, "role": "admin"}
+        )
+        assert refused.status_code == 403
+        assert "You do not have permission" in refused.text
+        refused = await other.post(f"{group}/members/{ann}/remove", data={"csrf": token})
+        assert refused.status_code == 403
+    assert "ann@demo.example.com" in (await hub.client.get(group)).text

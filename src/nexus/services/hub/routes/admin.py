@@ -1,5 +1,6 @@
-"""Administration pages over IDaaS's API: users, groups, roles, API keys, OAuth clients,
-the audit log and the org's settings. Every change is the API's, with its checks."""
+"""Administration pages over IDaaS's API: roles, API keys, OAuth clients, the audit log and
+the org's settings (users and groups: admin_users.py). Every change is the API's, with its
+checks."""
 
 from __future__ import annotations
 
@@ -11,15 +12,13 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from nexus.services.hub import sessions
 from nexus.services.hub.api import ApiError
+from nexus.services.hub.routes import admin_users
+from nexus.services.hub.routes.forms import done, text
 from nexus.services.hub.web import Ctx, HubRoute, form_errors, redirect, render, signed_in
 
 router = APIRouter(prefix="/admin", route_class=HubRoute, include_in_schema=False)
+router.include_router(admin_users.router)
 DONE = {
-    "user-created": "The user is created. They can log in now.",
-    "user-suspended": "The user is suspended: they cannot log in and their sessions ended.",
-    "user-activated": "The user is active again.",
-    "group-created": "The group is created.",
-    "group-deleted": "The group is deleted.",
     "role-created": "The role is created. Grant it from the API or when adding users.",
     "role-deleted": "The role is deleted.",
     "key-revoked": "The key is revoked. It stopped working at once.",
@@ -27,7 +26,6 @@ DONE = {
     "org-saved": "The settings are saved.",
 }
 NEW_CLIENT = {"client_type": "confidential", "grant_types": ["authorization_code", "refresh_token"]}
-USER_STATUSES = ("active", "invited", "suspended", "deactivated")
 AUDIT_RESULTS = ("success", "failure")
 
 
@@ -36,142 +34,6 @@ def by_service(permissions: dict[str, str]) -> dict[str, list[tuple[str, str]]]:
     for name, description in sorted(permissions.items()):
         grouped.setdefault(name.split(":", 1)[0], []).append((name, description))
     return grouped
-
-
-def _flash(request: Request) -> str | None:
-    return DONE.get(request.query_params.get("done", ""))
-
-
-def _text(form: Any, name: str, limit: int = 2000) -> str:
-    value = form.get(name)
-    return value.strip()[:limit] if isinstance(value, str) else ""
-
-
-def _strip_bad(errors: dict[str, str]) -> dict[str, str]:
-    return {k or "form": v for k, v in errors.items()}
-
-
-# -- users ---------------------------------------------------------------------------------
-@router.get("/users")
-async def users(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
-    return await _users(request, ctx)
-
-
-async def _users(
-    request: Request,
-    ctx: Ctx,
-    *,
-    values: dict[str, Any] | None = None,
-    errors: dict[str, str] | None = None,
-    error: str = "",
-) -> Response:
-    q = (request.query_params.get("q") or "").strip()[:200]
-    state = request.query_params.get("status") or ""
-    cursor = request.query_params.get("cursor") or None
-    page = await ctx.get(
-        "idaas",
-        "/users",
-        q=q,
-        status=state if state in USER_STATUSES else None,
-        cursor=cursor,
-        limit=50,
-    )
-    roles = await ctx.get("idaas", "/roles") if ctx.can("idaas:role:read") else []
-    filters = {k: v for k, v in (("q", q), ("status", state)) if v}
-    return render(
-        request,
-        "admin/users.html",
-        ctx,
-        users=page["items"],
-        next_url="/admin/users?" + urlencode({**filters, "cursor": page["next_cursor"]})
-        if page["next_cursor"]
-        else None,
-        filters=filters,
-        statuses=USER_STATUSES,
-        roles=roles,
-        values=values or {"roles": ["member"]},
-        errors=errors or {},
-        error=error,
-        flash=_flash(request),
-        open_form=bool(errors or error),
-    )
-
-
-@router.post("/users")
-async def create_user(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
-    form = await request.form()
-    values: dict[str, Any] = {
-        "email": _text(form, "email", 320),
-        "name": _text(form, "name", 200),
-        "roles": [r for r in form.getlist("roles") if isinstance(r, str)][:20],
-    }
-    body = dict(values)
-    password = form.get("password")
-    if isinstance(password, str) and password:
-        body["password"] = password[:256]
-    body["status"] = "active"
-    try:
-        await ctx.post("idaas", "/users", body)
-    except ApiError as exc:
-        if exc.status not in {400, 403, 409, 422}:
-            raise
-        return await _users(
-            request,
-            ctx,
-            values=values,
-            errors=_strip_bad(form_errors(exc)),
-            error=exc.detail,
-        )
-    return redirect("/admin/users?done=user-created", request)
-
-
-@router.post("/users/{user_id}/suspend")
-async def suspend_user(user_id: str, request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
-    await ctx.post("idaas", f"/users/{user_id}/suspend")
-    return redirect("/admin/users?done=user-suspended", request)
-
-
-@router.post("/users/{user_id}/activate")
-async def activate_user(user_id: str, request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
-    await ctx.call("idaas", "PATCH", f"/users/{user_id}", json={"status": "active"})
-    return redirect("/admin/users?done=user-activated", request)
-
-
-# -- groups --------------------------------------------------------------------------------
-@router.get("/groups")
-async def groups(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
-    return await _groups(request, ctx)
-
-
-async def _groups(request: Request, ctx: Ctx, *, error: str = "") -> Response:
-    items = await ctx.get("idaas", "/groups")
-    return render(
-        request,
-        "admin/groups.html",
-        ctx,
-        groups=items,
-        error=error,
-        flash=_flash(request),
-    )
-
-
-@router.post("/groups")
-async def create_group(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
-    form = await request.form()
-    body = {"name": _text(form, "name", 200), "description": _text(form, "description")}
-    try:
-        await ctx.post("idaas", "/groups", body)
-    except ApiError as exc:
-        if exc.status not in {400, 409, 422}:
-            raise
-        return await _groups(request, ctx, error=exc.detail)
-    return redirect("/admin/groups?done=group-created", request)
-
-
-@router.post("/groups/{group_id}/delete")
-async def delete_group(group_id: str, request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
-    await ctx.call("idaas", "DELETE", f"/groups/{group_id}")
-    return redirect("/admin/groups?done=group-deleted", request)
 
 
 # -- roles ---------------------------------------------------------------------------------
@@ -197,7 +59,7 @@ async def _roles(
         permissions=by_service(permissions),
         values=values or {"permissions": []},
         error=error,
-        flash=_flash(request),
+        flash=done(request, DONE),
     )
 
 
@@ -205,8 +67,8 @@ async def _roles(
 async def create_role(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
     form = await request.form()
     values = {
-        "name": _text(form, "name", 100),
-        "description": _text(form, "description"),
+        "name": text(form, "name", 100),
+        "description": text(form, "description"),
         "permissions": [p for p in form.getlist("permissions") if isinstance(p, str)][:500],
     }
     try:
@@ -253,7 +115,7 @@ async def _api_keys(
         created=created,
         values=values or {"permissions": []},
         error=error,
-        flash=_flash(request),
+        flash=done(request, DONE),
     )
 
 
@@ -261,10 +123,10 @@ async def _api_keys(
 async def create_api_key(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
     form = await request.form()
     values: dict[str, Any] = {
-        "name": _text(form, "name", 200),
+        "name": text(form, "name", 200),
         "permissions": [p for p in form.getlist("permissions") if isinstance(p, str)][:200],
     }
-    days = _text(form, "expires_in_days", 5)
+    days = text(form, "expires_in_days", 5)
     body = dict(values)
     if days:
         if not days.isdigit():
@@ -308,10 +170,9 @@ async def _clients(
         ctx,
         clients=page["items"],
         created=created,
-        values=values
-        or {"client_type": "confidential", "grant_types": ["authorization_code", "refresh_token"]},
+        values=values or NEW_CLIENT,
         error=error,
-        flash=_flash(request),
+        flash=done(request, DONE),
     )
 
 
@@ -319,9 +180,9 @@ async def _clients(
 async def create_oauth_client(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
     form = await request.form()
     values: dict[str, Any] = {
-        "name": _text(form, "name", 200),
-        "client_type": _text(form, "client_type", 20) or "confidential",
-        "redirect_uris": [u for u in _text(form, "redirect_uris", 10_000).split() if u][:20],
+        "name": text(form, "name", 200),
+        "client_type": text(form, "client_type", 20) or "confidential",
+        "redirect_uris": [u for u in text(form, "redirect_uris", 10_000).split() if u][:20],
         "grant_types": [g for g in form.getlist("grant_types") if isinstance(g, str)][:3],
         "require_consent": form.get("require_consent") == "on",
     }
@@ -410,7 +271,7 @@ async def _org(
         children=children,
         error=error,
         errors=errors or {},
-        flash=_flash(request),
+        flash=done(request, DONE),
     )
 
 
@@ -418,8 +279,8 @@ async def _org(
 async def save_org(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
     form = await request.form()
     body = {
-        "name": _text(form, "name", 200),
-        "default_region": _text(form, "default_region", 2).upper() or None,
+        "name": text(form, "name", 200),
+        "default_region": text(form, "default_region", 2).upper() or None,
     }
     try:
         await ctx.call("idaas", "PATCH", f"/orgs/{ctx.row.org_id}", json=body)

@@ -11,7 +11,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 
 from nexus.services.hub.api import ApiError
-from nexus.services.hub.web import Ctx, HubRoute, form_errors, is_htmx, redirect, render, signed_in
+from nexus.services.hub.routes.forms import done, field_errors, text
+from nexus.services.hub.web import Ctx, HubRoute, is_htmx, redirect, render, signed_in
 
 router = APIRouter(prefix="/providers", route_class=HubRoute, include_in_schema=False)
 
@@ -39,11 +40,6 @@ COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 REFUSED = {400, 404, 409, 422}
 
 
-def _text(form: Any, name: str, limit: int = 500) -> str:
-    value = form.get(name)
-    return value.strip()[:limit] if isinstance(value, str) else ""
-
-
 def label(field: str) -> str:
     """'account_sid' -> 'Account SID': a credential's name as a form label."""
     words = [WORDS.get(w, w) for w in field.split("_")]
@@ -61,7 +57,7 @@ async def providers(request: Request, ctx: Ctx = Depends(signed_in)) -> Response
         "providers.html",
         ctx,
         providers=health,
-        flash=DONE.get(request.query_params.get("done", "")),
+        flash=done(request, DONE),
     )
 
 
@@ -70,13 +66,13 @@ class Submitted:
     """A provider form as typed: the values to show again, and the API's body."""
 
     def __init__(self, form: Any, kind: dict[str, Any]) -> None:
-        self.values = {name: _text(form, name) for name in SETTINGS}
-        self.values["countries"] = _text(form, "countries")
-        self.values["rate_limit_per_s"] = _text(form, "rate_limit_per_s", 20)
-        self.values["options"] = _text(form, "options", 10_000)
+        self.values = {name: text(form, name, 500) for name in SETTINGS}
+        self.values["countries"] = text(form, "countries")
+        self.values["rate_limit_per_s"] = text(form, "rate_limit_per_s", 20)
+        self.values["options"] = text(form, "options", 10_000)
         self.values["enabled"] = form.get("enabled") == "on"
         self.credentials = {
-            f["name"]: _text(form, "cred_" + f["name"], 2000) for f in kind["credentials"]
+            f["name"]: text(form, "cred_" + f["name"], 2000) for f in kind["credentials"]
         }
         self.credentials = {k: v for k, v in self.credentials.items() if v}
         secret = {f["name"] for f in kind["credentials"] if f["secret"]}
@@ -147,13 +143,8 @@ def _form_page(
         test=test,
         names=TYPE_NAMES,
         label=label,
-        flash=DONE.get(request.query_params.get("done", "")),
+        flash=done(request, DONE),
     )
-
-
-def _refused(exc: ApiError) -> dict[str, str]:
-    errors = form_errors(exc)
-    return {k or "form": v for k, v in errors.items()}
 
 
 @router.get("/new")
@@ -171,7 +162,7 @@ async def new_provider(request: Request, ctx: Ctx = Depends(signed_in)) -> Respo
 async def create_provider(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
     form = await request.form()
     types = await _types(ctx)
-    kind = types.get(_text(form, "type", 40))
+    kind = types.get(text(form, "type", 40))
     if kind is None:
         return _types_page(request, ctx, types)
     typed = Submitted(form, kind)
@@ -183,7 +174,9 @@ async def create_provider(request: Request, ctx: Ctx = Depends(signed_in)) -> Re
     except ApiError as exc:
         if exc.status not in REFUSED:
             raise
-        return _form_page(request, ctx, kind, typed.values, errors=_refused(exc), error=exc.detail)
+        return _form_page(
+            request, ctx, kind, typed.values, errors=field_errors(exc), error=exc.detail
+        )
     return redirect(f"/providers/{created['id']}?done=created", request)
 
 
@@ -234,7 +227,7 @@ async def save_provider(
             kind,
             typed.values,
             account=account,
-            errors=_refused(exc),
+            errors=field_errors(exc),
             error=exc.detail,
         )
     return redirect(f"/providers/{provider_id}?done=saved", request)
