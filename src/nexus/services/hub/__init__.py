@@ -16,6 +16,9 @@ from nexus.services.hub.routes import (
     admin,
     analytics,
     auth,
+    crm,
+    crm_lists,
+    crm_record,
     engagement,
     home,
     messaging,
@@ -23,7 +26,18 @@ from nexus.services.hub.routes import (
 )
 
 public_router = APIRouter(include_in_schema=False)
-for module in (auth, home, messaging, analytics, engagement, admin, profile):
+for module in (
+    auth,
+    home,
+    messaging,
+    analytics,
+    engagement,
+    crm,
+    crm_lists,
+    crm_record,
+    admin,
+    profile,
+):
     public_router.include_router(module.router)
 
 service = Service(

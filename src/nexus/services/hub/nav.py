@@ -94,6 +94,51 @@ SECTIONS = (
         ),
     ),
     Section(
+        "CRM",
+        (
+            Page(
+                "Pipeline",
+                "/crm/board",
+                ("crm:deal:read",),
+                "crm",
+                "chart",
+                "Deals by stage: drag a card to move the deal.",
+            ),
+            Page(
+                "Deals",
+                "/crm/deals",
+                ("crm:deal:read",),
+                "crm",
+                "list",
+                "Every deal with its stage, value and owner.",
+            ),
+            Page(
+                "People",
+                "/crm/contacts",
+                ("crm:contact:read",),
+                "crm",
+                "user",
+                "Contacts with their timeline, deals and lead score.",
+            ),
+            Page(
+                "Companies",
+                "/crm/companies",
+                ("crm:company:read",),
+                "crm",
+                "group",
+                "Accounts, their people and deals.",
+            ),
+            Page(
+                "Forecast",
+                "/crm/forecast",
+                ("crm:deal:read",),
+                "crm",
+                "chart",
+                "Weighted pipeline by period and owner, win rate, cycle time.",
+            ),
+        ),
+    ),
+    Section(
         "Administration",
         (
             Page(

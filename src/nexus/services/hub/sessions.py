@@ -71,7 +71,9 @@ def scope_of(access_token: str) -> list[str]:
     except (IndexError, ValueError):
         return []
     scope = claims.get("scope", "")
-    return scope.split() if isinstance(scope, str) else []
+    granted = scope.split() if isinstance(scope, str) else []
+    conditional = claims.get("cg") or []  # e.g. a rep's own deals: shown, the API narrows
+    return granted + [g["p"] for g in conditional if isinstance(g, dict) and "p" in g]
 
 
 def secure(request: Request) -> bool:
@@ -140,7 +142,7 @@ async def start(request: Request, tokens: Tokens) -> tuple[str, HubSession]:
         email=me["user"]["email"],
         name=me["user"]["name"] or "",
         org_name=me["org"]["name"],
-        permissions=sorted(me["permissions"]),
+        permissions=sorted(set(me["permissions"]) | set(scope_of(tokens.access))),
         mfa_enabled=bool(me["mfa_enabled"]),
         access_sealed=seal(secret, SEAL_PURPOSE, tokens.access),
         refresh_sealed=seal(secret, SEAL_PURPOSE, tokens.refresh) if tokens.refresh else None,
