@@ -1,9 +1,11 @@
 """A Nexus process for a browser to talk to: the app served by uvicorn on a loopback port
-of this event loop, and a demo org with some traffic (for screenshots and benchmarks)."""
+of this event loop, and a demo org with some traffic and a sales pipeline (for screenshots
+and benchmarks), made through the published APIs."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -90,4 +92,92 @@ async def seed_messages(demo: Demo, count: int = 24) -> list[str]:
             answer = await c.post("/api/v1/messages/send", json=payload)
             if answer.status_code == 202:
                 ids.append(answer.json()["id"])
+    return ids
+
+
+DEMO_DEALS = (  # company, domain, contact, phone, deal, amount, stage index
+    ("Globex", "globex.example", "Hank Scorpio", "+14155550123", "Doomsday device", "48000", 3),
+    (
+        "Initech",
+        "initech.example",
+        "Bill Lumbergh",
+        "+14155550124",
+        "TPS reports suite",
+        "12500",
+        2,
+    ),
+    (
+        "Umbrella",
+        "umbrella.example",
+        "Alice Abernathy",
+        "+14155550125",
+        "Lab safety audit",
+        "7200",
+        1,
+    ),
+    ("Soylent", "soylent.example", "Sol Roth", "+14155550126", "Catering contract", "3400", 0),
+    ("Hooli", "hooli.example", "Gavin Belson", "+14155550127", "Compression licence", "96000", 1),
+    ("Vandelay", "vandelay.example", "Art Vandelay", "+14155550128", "Latex import", "5100", 0),
+)
+
+CLOSED = {
+    "Latex import": {"status": "won"},
+    "Catering contract": {"status": "lost", "lost_reason": "Went with a cheaper caterer"},
+}
+
+
+async def seed_crm(demo: Demo) -> dict[str, str]:
+    """A pipeline with a handful of deals through CRM's API, one texted contact: the
+    board, a deal, a contact and the forecast have something to show. Returns the ids of
+    the first deal and its contact."""
+    close = dt.date.today() + dt.timedelta(days=20)
+    async with httpx.AsyncClient(
+        base_url=f"{demo.base_url}/api/v1/crm", headers=demo.headers, timeout=30
+    ) as c:
+        stages = (await c.get("/pipelines")).raise_for_status().json()[0]["stages"]
+        ids: dict[str, str] = {}
+        for i, (company, domain, person, phone, deal, amount, stage) in enumerate(DEMO_DEALS):
+            first, last = person.split(" ", 1)
+            co = (await c.post("/companies", json={"name": company, "domain": domain})).json()
+            contact = (
+                await c.post(
+                    "/contacts",
+                    json={
+                        "first_name": first,
+                        "last_name": last,
+                        "phones": [phone],
+                        "emails": [f"{first.lower()}@{domain}"],
+                        "company_id": co["id"],
+                        "lifecycle_stage": "sql" if stage > 1 else "lead",
+                    },
+                )
+            ).json()
+            made = await c.post(
+                "/deals",
+                json={
+                    "name": deal,
+                    "amount": amount,
+                    "company_id": co["id"],
+                    "contact_ids": [contact["id"]],
+                    "stage_id": stages[stage]["id"],
+                    "expected_close": (close + dt.timedelta(days=9 * i)).isoformat(),
+                },
+            )
+            if closing := CLOSED.get(deal):
+                await c.patch(f"/deals/{made.json()['id']}", json=closing)
+            ids.setdefault("deal", made.json()["id"])
+            ids.setdefault("contact", contact["id"])
+        await c.post(
+            "/activities",
+            json={
+                "kind": "call",
+                "subject": "Discovery call",
+                "deal_id": ids["deal"],
+                "body": "Wants a demo for the board next week.",
+            },
+        )
+        await c.post(
+            f"/contacts/{ids['contact']}/messages",
+            json={"body": "Hank, the proposal is in your inbox.", "deal_id": ids["deal"]},
+        )
     return ids

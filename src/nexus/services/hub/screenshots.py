@@ -1,7 +1,8 @@
 """`nexus hub screenshots OUTDIR`: PNGs of the main pages at desktop and phone widths.
 
 Without `--url`, a throw-away installation is started in a temporary directory (SQLite,
-in-process bus, sandbox providers), with a demo org and some messages, and stopped after.
+in-process bus, sandbox providers), with a demo org, some messages and a sales pipeline
+with a handful of deals, and stopped after.
 """
 
 from __future__ import annotations
@@ -16,15 +17,29 @@ from pathlib import Path
 from typing import Any
 
 from nexus.services.hub.browser import DESKTOP, PHONE, launch
-from nexus.services.hub.live import Demo, api_login, free_port, seed_messages, serving
+from nexus.services.hub.live import (
+    Demo,
+    api_login,
+    free_port,
+    seed_crm,
+    seed_messages,
+    serving,
+)
 
 PAGES: list[tuple[str, str]] = [
     ("home", "/"),
     ("compose", "/messages/new"),
     ("message-log", "/messages"),
-    ("message", "{message}"),
+    ("message", "/messages/{message}"),
     ("providers", "/providers"),
     ("analytics", "/analytics"),
+    ("contacts", "/contacts"),
+    ("templates", "/templates"),
+    ("campaigns", "/campaigns"),
+    ("crm-board", "/crm/board"),
+    ("crm-deal", "/crm/deals/{deal}"),
+    ("crm-contact", "/crm/contacts/{contact}"),
+    ("crm-forecast", "/crm/forecast"),
     ("users", "/admin/users"),
     ("roles", "/admin/roles"),
     ("api-keys", "/admin/api-keys"),
@@ -40,9 +55,11 @@ async def capture(
     demo: Demo,
     outdir: Path,
     *,
-    message_id: str | None = None,
+    ids: dict[str, str] | None = None,
     step: Callable[[str], None] = lambda _name: None,
 ) -> list[Path]:
+    """`ids` fills the pages that show one record (`{message}`, `{deal}`, `{contact}`);
+    those without an id are left out."""
     from playwright.async_api import async_playwright
 
     written: list[Path] = []
@@ -61,11 +78,11 @@ async def capture(
                 await page.fill("#password", demo.password)
                 await page.click("button[type=submit]")
                 await page.wait_for_url(f"{demo.base_url}/")
-                for name, url in PAGES:
-                    if "{message}" in url:
-                        if not message_id:
-                            continue
-                        url = f"/messages/{message_id}"
+                for name, template in PAGES:
+                    try:
+                        url = template.format_map(ids or {})
+                    except KeyError:
+                        continue
                     await page.goto(url)
                     await page.wait_for_load_state("load")
                     await asyncio.sleep(0.3)  # let htmx finish its first swap (previews)
@@ -131,7 +148,7 @@ async def demo_installation(outdir: Path, step: Callable[[str], None]) -> list[P
             public_url=f"http://127.0.0.1:{port}",
             secret_key=secrets.token_urlsafe(40),  # type: ignore[arg-type]
             log_level="WARNING",
-            services=["idaas", "vas", "hub"],
+            services=["idaas", "vas", "crm", "hub"],
         )
         runtime = Runtime(settings, load_services(settings.services))
         await upgrade(runtime)
@@ -141,10 +158,13 @@ async def demo_installation(outdir: Path, step: Callable[[str], None]) -> list[P
             await _create_demo_org(settings, password)
             token = await api_login(base_url, DEMO_EMAIL, password)
             demo = Demo(base_url, DEMO_EMAIL, password, token)
-            ids = await seed_messages(demo)
-            step("demo org and messages")
+            messages = await seed_messages(demo)
+            ids = await seed_crm(demo)
+            if messages:
+                ids["message"] = messages[0]
+            step("demo org, messages and deals")
             await asyncio.sleep(1.0)  # sandbox deliveries land
-            return await capture(demo, outdir, message_id=ids[0] if ids else None, step=step)
+            return await capture(demo, outdir, ids=ids, step=step)
 
 
 async def existing_installation(
