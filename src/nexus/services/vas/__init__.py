@@ -7,6 +7,7 @@ import httpx
 from fastapi import APIRouter
 
 from nexus.kernel.events import Event
+from nexus.kernel.outbound_http import outbound_client
 from nexus.kernel.runtime import Runtime
 from nexus.kernel.service import Consumer, HandlerContext, JobHandler, Service
 from nexus.services.vas import dispatch, webhooks_out
@@ -57,7 +58,7 @@ public_router.include_router(twilio_routes.router)  # /2010-04-01/...: the Twili
 
 async def _start(runtime: Runtime) -> None:
     settings = get_vas_settings()
-    http = httpx.AsyncClient(
+    http = outbound_client(
         timeout=httpx.Timeout(settings.send_timeout_s, connect=5),
         limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
         headers={"user-agent": "Nexus-VAS/1"},
