@@ -1,6 +1,7 @@
 """The Hub in a real browser: login (and a failed one), TOTP enrollment and login with a
 code, an SMS followed to `delivered` without reloading, a provider going unhealthy, a
-user and an API key created and found in the audit log; no console errors anywhere."""
+provider account added and tested from the Hub, the message log fitting a desktop and a
+phone, a user and an API key created and found in the audit log; no console errors."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import pyotp
 from playwright.async_api import expect
 
+from nexus.services.hub.browser import PHONE
 from nexus.testing.fakes import fake_provider
 from tests.e2e.conftest import Live, log_in
 
@@ -19,6 +21,8 @@ PAGES = (
     "/messages/new",
     "/messages",
     "/providers",
+    "/providers/new",
+    "/providers/new?type=twilio",
     "/analytics",
     "/contacts",
     "/templates",
@@ -153,3 +157,59 @@ async def test_create_a_user_and_an_api_key_then_find_them_in_the_audit_log(
     await page.fill("#a-type", "apikey")
     await page.keyboard.press("Enter")
     await expect(page.locator("main table")).to_contain_text("apikey.created")
+
+
+async def test_add_a_provider_in_the_hub_and_test_it(page: Any, live: Live) -> None:
+    async with fake_provider("twilio") as twilio:
+        await log_in(page)
+        await page.goto("/providers")
+        await page.get_by_role("link", name="Add a provider").click()
+        await page.get_by_role("link", name="Twilio").click()
+        await page.fill("#p-name", "Twilio fake")
+        await page.select_option("#p-channel", "sms")
+        await page.fill("#p-cred-account_sid", str(twilio.credentials["account_sid"]))
+        await page.fill("#p-cred-auth_token", str(twilio.credentials["auth_token"]))
+        await page.fill("#p-priority", "10")
+        await page.locator("details.more summary").click()
+        await page.fill("#p-base_url", "ftp://127.0.0.1")  # the API's reason, by the field
+        await page.get_by_role("button", name="Add provider").click()
+        await expect(page.locator("#p-base_url-error")).to_contain_text("http(s)://")
+        await expect(page.locator("#p-name")).to_have_value("Twilio fake")  # kept
+        await expect(page.locator("#p-cred-auth_token")).to_have_value("")  # secrets are not
+        await page.fill("#p-cred-auth_token", str(twilio.credentials["auth_token"]))
+        await page.fill("#p-base_url", twilio.base_url)
+        await page.get_by_role("button", name="Add provider").click()
+        await expect(page.locator("#flash")).to_contain_text("The provider account is added")
+        await expect(page.locator("#p-cred-auth_token")).to_have_value("")
+        await page.get_by_role("button", name="Test now").click()
+        await expect(page.locator("#test-result")).to_contain_text("Healthy")
+        await page.get_by_role("link", name="Back to providers").click()
+        row = page.locator("tr[data-provider='Twilio fake']")
+        await expect(row.locator(".health-word")).to_have_text("Healthy")
+
+
+async def test_the_message_log_fits_a_desktop_and_a_phone(page: Any, live: Live) -> None:
+    async with live.api() as api:
+        for n, (channel, to) in enumerate(
+            (
+                ("sms", "+14155550123"),
+                ("email", "a-rather-long-recipient-address-for-the-log@example-company.example"),
+            )
+        ):
+            sent = await api.post(
+                "/api/v1/messages/send",
+                json={"channel": channel, "to": to, "subject": "Hi", "body": f"{n} " + "w" * 600},
+            )
+            assert sent.status_code in {200, 201, 202}, sent.text
+    await log_in(page)
+    await page.goto("/messages")
+    table = page.locator("main .table-wrap")
+    await expect(table.locator("tbody tr")).to_have_count(2)
+    fits = "el => el.scrollWidth <= el.clientWidth"
+    assert await table.evaluate(fits), "the log scrolls sideways at 1280 px"
+    body = table.locator("tbody tr td:nth-child(4)").first
+    assert (await body.get_attribute("title") or "").startswith("1 www")
+    await expect(table.locator("thead th").last).to_be_in_viewport()
+    await page.set_viewport_size(PHONE["viewport"])
+    await page.reload()
+    assert await table.evaluate(fits), "the log scrolls sideways on a phone"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -184,6 +185,7 @@ async def create_provider(request: Request, ctx: Ctx = Depends(signed_in)) -> Re
 def _values_of(account: dict[str, Any]) -> dict[str, Any]:
     values = {name: account.get(name) or "" for name in SETTINGS}
     values["priority"] = str(account["priority"])
+    values["cost_per_unit"] = f"{Decimal(str(account['cost_per_unit'])).normalize():f}"
     values["countries"] = ", ".join(account["countries"])
     values["rate_limit_per_s"] = (
         f"{account['rate_limit_per_s']:g}" if account["rate_limit_per_s"] else ""
