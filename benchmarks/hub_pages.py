@@ -1,18 +1,22 @@
-"""Hub figures: server time of the main pages with 100,000 messages in the log
-(target, docs/hub.md and the issue: every page under 200 ms).
+"""Hub figures: server time of the main pages with 100,000 messages in the log and
+10,000 open deals on the CRM board (target, docs/hub.md and the issue: every page under
+200 ms).
 
     .venv/bin/python benchmarks/hub_pages.py [--mode embedded|services] [--messages N]
-        [--repeat N] [--quick]
+        [--deals N] [--repeat N] [--quick]
 
-One process runs IDaaS, VAS and the Hub on a fresh database (embedded: a SQLite file in a
+One process runs IDaaS, VAS, the CRM and the Hub on a fresh database (embedded: a SQLite file in a
 temporary directory; services: a temporary PostgreSQL database, NATS JetStream in a
 fresh namespace and Redis, all removed at the end). A demo org gets N messages, written
 straight into VAS's table in bulk (sending 100,000 through the pipeline would measure
 VAS, not the pages), spread over the last 30 days with a realistic mix of channels and
-statuses. A person logs in through the Hub, and each page is then requested --repeat
+statuses; the N open deals likewise go straight into the CRM's table (spread over the
+default pipeline's stages, 20 companies made through the API, closing over the next
+three months), and one deal made through the API gets a contact, a note and a call for
+the deal page. A person logs in through the Hub, and each page is then requested --repeat
 times in process (ASGI, no socket): the figure is the time from request to the last
 byte of the answer, i.e. the server's time including its calls to the IDaaS and VAS
-APIs. One JSON object per line on stdout (per page: p50/p95/max in ms); progress on
+APIs (CRM's too). One JSON object per line on stdout (per page: p50/p95/max in ms); progress on
 stderr. The machine is shared: figures vary with its load.
 """
 
@@ -42,6 +46,7 @@ from nexus.kernel.ids import new_id
 from nexus.kernel.migrate import upgrade
 from nexus.kernel.runtime import Runtime
 from nexus.kernel.service import load_services
+from nexus.services.crm.models import Deal
 from nexus.services.idaas.bootstrap import create_org_with_owner
 from nexus.services.vas.models import Message, MessageEvent
 
@@ -118,6 +123,72 @@ async def seed(runtime: Runtime, org_id: str, providers: dict[str, str], count: 
     return last
 
 
+async def seed_deals(
+    runtime: Runtime, client: httpx.AsyncClient, org_id: str, owner_id: str, count: int
+) -> str:
+    """`count` open deals in bulk over the default pipeline; returns a deal made through
+    the API with a company, a contact, a note and a call (the deal page's figure)."""
+    headers = await _bearer(client)
+
+    async def post(path: str, **body: Any) -> dict[str, Any]:
+        answer = await client.post(f"/api/v1/crm{path}", json=body, headers=headers)
+        assert answer.status_code in (200, 201, 202), answer.text
+        return answer.json()  # type: ignore[no-any-return]
+
+    listed = await client.get("/api/v1/crm/pipelines", headers=headers)
+    pipeline = listed.json()[0]
+    stages = [s["id"] for s in pipeline["stages"]]
+    companies = [
+        (await post("/companies", name=f"Company {i}", domain=f"company{i}.example"))["id"]
+        for i in range(20)
+    ]
+    today = dt.datetime.now(dt.UTC).date()
+    now = dt.datetime.now(dt.UTC)
+    db = runtime.db("crm")
+    chunk = 5000
+    for start in range(0, count, chunk):
+        rows = [
+            {
+                "id": new_id(),
+                "org_id": org_id,
+                "name": f"Deal {i}",
+                "amount": Decimal(1000 + (i % 50) * 100),
+                "currency": "USD",
+                "pipeline_id": pipeline["id"],
+                "stage_id": stages[i % len(stages)],
+                "owner_id": owner_id,
+                "company_id": companies[i % len(companies)],
+                "expected_close": today + dt.timedelta(days=i % 90),
+                "status": "open",
+                "custom": {},
+                "created_at": now,
+                "updated_at": now,
+            }
+            for i in range(start, min(count, start + chunk))
+        ]
+        async with db.transaction() as session:
+            await session.execute(insert(Deal), rows)
+    progress(f"  {count:,} open deals")
+    contact = await post(
+        "/contacts",
+        first_name="Hank",
+        last_name="Scorpio",
+        phones=["+14155550123"],
+        company_id=companies[0],
+    )
+    deal = await post(
+        "/deals",
+        name="Doomsday device",
+        amount="48000",
+        company_id=companies[0],
+        contact_ids=[contact["id"]],
+        stage_id=stages[2],
+    )
+    for kind, subject in (("note", "Budget approved"), ("call", "Discovery call")):
+        await post("/activities", kind=kind, subject=subject, deal_id=deal["id"])
+    return str(deal["id"])
+
+
 def dist(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     return {
@@ -134,7 +205,7 @@ async def run(args: argparse.Namespace) -> None:
             "data_dir": Path(tmp),
             "secret_key": "bench-secret-" + "x" * 40,
             "log_level": "WARNING",
-            "services": ["idaas", "vas", "hub"],
+            "services": ["idaas", "vas", "crm", "hub"],
         }
         if args.mode == "services":
             import asyncpg
@@ -198,6 +269,17 @@ async def measure(runtime: Runtime, settings: Settings, args: argparse.Namespace
                 "messages": args.messages,
             }
         )
+        progress(f"seeding {args.deals:,} open deals ({args.mode})")
+        t0 = time.perf_counter()
+        deal = await seed_deals(runtime, client, made.org.id, made.owner.id, args.deals)
+        out(
+            {
+                "bench": "hub_pages",
+                "mode": args.mode,
+                "seed_deals_s": round(time.perf_counter() - t0, 1),
+                "open_deals": args.deals,
+            }
+        )
         pages = [
             ("home", "/"),
             ("message log", "/messages"),
@@ -216,6 +298,11 @@ async def measure(runtime: Runtime, settings: Settings, args: argparse.Namespace
             ("audit log", "/admin/audit"),
             ("profile", "/me"),
             ("search", "/search?q=%2B14155550123"),
+            ("crm board", "/crm/board"),
+            ("crm deal", f"/crm/deals/{deal}"),
+            ("crm deal timeline (live poll)", f"/crm/deals/{deal}/timeline"),
+            ("crm deals", "/crm/deals"),
+            ("crm forecast", "/crm/forecast"),
         ]
         first = await client.get("/messages")
         older = first.text.split('rel="next"')[0].rsplit('href="', 1)[-1].split('"')[0]
@@ -238,6 +325,7 @@ async def measure(runtime: Runtime, settings: Settings, args: argparse.Namespace
                     "page": name,
                     "url": url,
                     "messages": args.messages,
+                    "open_deals": args.deals,
                     "n": args.repeat,
                     **figures,
                 }
@@ -266,6 +354,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mode", choices=["embedded", "services"], default="embedded")
     parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--deals", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="5 requests per page")
     args = parser.parse_args()

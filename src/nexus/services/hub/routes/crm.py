@@ -18,6 +18,7 @@ from nexus.services.hub.web import Ctx, HubRoute, env, render, signed_in
 router = APIRouter(route_class=HubRoute, include_in_schema=False)
 PER_STAGE = 25  # cards per column; the column's count and totals stay exact
 REFUSED = {400, 404, 409, 422}  # answers shown next to the form, with what was typed kept
+FEW, LOOKUPS, COMPANY_PAGE = 3, 10, 500  # company names: one by one, or from a list
 FORM_NAMES = {"emails": "email", "phones": "phone", "contact_ids": "contact_id"}  # API -> form
 
 
@@ -75,6 +76,19 @@ async def records_of(ctx: Ctx, kind: str, ids: set[str]) -> dict[str, dict[str, 
 
 async def names_of(ctx: Ctx, kind: str, ids: set[str]) -> dict[str, str]:
     return {i: r["name"] or "(no name)" for i, r in (await records_of(ctx, kind, ids)).items()}
+
+
+async def company_names(ctx: Ctx, ids: set[str]) -> dict[str, str]:
+    """Names of the companies on a board or list: the org's newest few hundred in one
+    call when there are more than a few, the others one by one (at most `LOOKUPS`; a
+    card whose company is still unnamed shows none)."""
+    wanted = {i for i in ids if i}
+    names: dict[str, str] = {}
+    if len(wanted) > FEW and ctx.can("crm:company:read"):
+        newest = await ctx.get("crm", "/crm/companies", limit=COMPANY_PAGE)
+        names = {c["id"]: c["name"] for c in newest["items"] if c["id"] in wanted}
+    missing = sorted(wanted - set(names))[:LOOKUPS]
+    return names | await names_of(ctx, "companies", set(missing))
 
 
 async def custom_fields(ctx: Ctx, object_type: str) -> list[dict[str, Any]]:
@@ -156,7 +170,7 @@ async def board_page(request: Request, ctx: Ctx, *, error: str = "") -> Response
         owner_id=owner_param(ctx, owner),
     )
     cards = [d for column in data["stages"] for d in column["deals"]]
-    companies = await names_of(ctx, "companies", {d["company_id"] for d in cards})
+    companies = await company_names(ctx, {d["company_id"] or "" for d in cards})
     return render(
         request,
         "crm/board.html",

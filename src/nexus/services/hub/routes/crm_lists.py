@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from nexus.services.hub.api import ApiError
 from nexus.services.hub.routes.crm import (
     REFUSED,
+    company_names,
     custom_fields,
     custom_values,
     field_errors,
@@ -140,8 +141,8 @@ async def list_page(
         else asyncio.sleep(0, []),
     )
     items = page["items"]
-    linked = await names_of(
-        ctx, "companies", {i.get("company_id") or "" for i in items} - {c["id"] for c in companies}
+    linked = await company_names(
+        ctx, {i.get("company_id") or "" for i in items} - {c["id"] for c in companies}
     )
     next_url = (
         f"/crm/{name}?" + urlencode({**filters, "cursor": page["next_cursor"]})
