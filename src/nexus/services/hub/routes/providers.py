@@ -239,16 +239,19 @@ async def save_provider(
 async def enable_provider(
     provider_id: str, request: Request, ctx: Ctx = Depends(signed_in)
 ) -> Response:
-    await ctx.call("vas", "PATCH", f"/providers/{provider_id}", json={"enabled": True})
-    return redirect(f"/providers/{provider_id}?done=enabled", request)
+    return await _switch(provider_id, request, ctx, enabled=True)
 
 
 @router.post("/{provider_id}/disable")
 async def disable_provider(
     provider_id: str, request: Request, ctx: Ctx = Depends(signed_in)
 ) -> Response:
-    await ctx.call("vas", "PATCH", f"/providers/{provider_id}", json={"enabled": False})
-    return redirect(f"/providers/{provider_id}?done=disabled", request)
+    return await _switch(provider_id, request, ctx, enabled=False)
+
+
+async def _switch(provider_id: str, request: Request, ctx: Ctx, *, enabled: bool) -> Response:
+    await ctx.call("vas", "PATCH", f"/providers/{provider_id}", json={"enabled": enabled})
+    return redirect(f"/providers/{provider_id}?done={'en' if enabled else 'dis'}abled", request)
 
 
 @router.post("/{provider_id}/delete")
