@@ -124,6 +124,12 @@ async def test_group_members_are_added_and_removed(hub: HubEnv) -> None:
     group = created.headers["location"].split("?")[0]
     page = await hub.client.get(created.headers["location"])
     assert "The group is created" in page.text
+    again = await hub.client.post(
+        "/admin/groups", data={"csrf": token, "name": "Support", "description": "Second line"}
+    )
+    assert again.status_code == 200
+    assert "A group named &#39;Support&#39; exists." in again.text
+    assert 'value="Second line"' in again.text  # what was typed is kept
     assert "No members yet" in page.text
     assert '<option value="ann@demo.example.com">' in page.text  # suggested in the box
 
@@ -215,3 +221,17 @@ async def test_people_pages_are_read_only_without_manage(hub: HubEnv) -> None:
         refused = await other.post(f"{group}/members/{ann}/remove", data={"csrf": token})
         assert refused.status_code == 403
     assert "ann@demo.example.com" in (await hub.client.get(group)).text
+
+
+async def test_org_settings_keep_what_was_typed_when_refused(hub: HubEnv) -> None:
+    await hub.login()
+    token = await hub.csrf("/admin/org")
+    refused = await hub.client.post(
+        "/admin/org", data={"csrf": token, "name": "Demo Renamed", "default_region": "U1"}
+    )
+    assert refused.status_code == 200
+    assert 'aria-invalid="true"' in refused.text
+    assert 'value="Demo Renamed"' in refused.text
+    assert 'value="U1"' in refused.text
+    page = await hub.client.get("/admin/org")
+    assert 'value="Demo"' in page.text  # nothing changed

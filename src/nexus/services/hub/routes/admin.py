@@ -260,6 +260,7 @@ async def _org(
     *,
     error: str = "",
     errors: dict[str, str] | None = None,
+    values: dict[str, Any] | None = None,
 ) -> Response:
     current = await ctx.get("idaas", f"/orgs/{ctx.row.org_id}")
     children = [o for o in await ctx.get("idaas", "/orgs") if o["id"] != ctx.row.org_id]
@@ -268,6 +269,7 @@ async def _org(
         "admin/org.html",
         ctx,
         org=current,
+        values=values or current,
         children=children,
         error=error,
         errors=errors or {},
@@ -287,6 +289,6 @@ async def save_org(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
     except ApiError as exc:
         if exc.status not in {400, 403, 409, 422}:
             raise
-        return await _org(request, ctx, error=exc.detail, errors=form_errors(exc))
+        return await _org(request, ctx, error=exc.detail, errors=form_errors(exc), values=body)
     await sessions.update(request, ctx.row, org_name=body["name"] or ctx.row.org_name)
     return redirect("/admin/org?done=org-saved", request)
