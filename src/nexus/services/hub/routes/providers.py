@@ -118,7 +118,11 @@ async def _types(ctx: Ctx) -> dict[str, dict[str, Any]]:
 
 
 def _types_page(request: Request, ctx: Ctx, types: dict[str, dict[str, Any]]) -> Response:
-    return render(request, "provider_types.html", ctx, types=list(types.values()), names=TYPE_NAMES)
+    order = list(TYPE_NAMES)  # real providers first, the sandbox last; unknown types after
+    listed = sorted(
+        types.values(), key=lambda t: order.index(t["type"]) if t["type"] in order else 99
+    )
+    return render(request, "provider_types.html", ctx, types=listed, names=TYPE_NAMES)
 
 
 def _form_page(
