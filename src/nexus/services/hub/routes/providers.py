@@ -118,10 +118,8 @@ async def _types(ctx: Ctx) -> dict[str, dict[str, Any]]:
 
 
 def _types_page(request: Request, ctx: Ctx, types: dict[str, dict[str, Any]]) -> Response:
-    order = list(TYPE_NAMES)  # real providers first, the sandbox last; unknown types after
-    listed = sorted(
-        types.values(), key=lambda t: order.index(t["type"]) if t["type"] in order else 99
-    )
+    order = {name: n for n, name in enumerate(TYPE_NAMES)}  # the sandbox last, unknown after
+    listed = sorted(types.values(), key=lambda t: order.get(t["type"], len(order)))
     return render(request, "provider_types.html", ctx, types=listed, names=TYPE_NAMES)
 
 
