@@ -4,6 +4,7 @@ input shows the API's reason and changes nothing; another org's records are not 
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ import pytest
 from nexus.kernel.http import create_app
 from nexus.services.crm import service as crm_service
 from nexus.services.hub import service as hub_service
+from nexus.services.hub.routes.crm import PER_STAGE
 from nexus.services.idaas import service as idaas_service
 from nexus.services.idaas.bootstrap import create_org_with_owner
 from nexus.services.vas import service as vas_service
@@ -367,3 +369,77 @@ async def test_another_orgs_records_are_not_found(env: CrmHub) -> None:
     assert "alert-error" in note.text or note.status_code == 404
     assert (await env.crm("GET", f"/contacts/{seeded['contact']['id']}/timeline"))["items"] == []
     await other.aclose()
+
+
+async def _until(client: httpx.AsyncClient, url: str, text: str) -> str:
+    for _ in range(300):
+        page = await client.get(url, headers={"HX-Request": "true"})
+        if text in page.text:
+            return page.text
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{text!r} never appeared at {url}: {page.text[:1500]}")
+
+
+async def test_a_text_from_the_deal_and_the_reply_on_its_live_timeline(env: CrmHub) -> None:
+    seeded = await _seed(env)
+    providers = (await env.api.get("/api/v1/providers", headers=env.headers)).json()
+    sandbox = next(p["id"] for p in providers if p["type"] == "sandbox" and p["channel"] == "sms")
+    await env.login()
+    deal = seeded["deal"]["id"]
+    token = await env.csrf(f"/crm/deals/{deal}")
+    sent = await env.client.post(
+        f"/crm/contacts/{seeded['contact']['id']}/messages",
+        data={
+            "csrf": token,
+            "channel": "sms",
+            "body": "The proposal is in your inbox.",
+            "deal_id": deal,
+            "key": "k1",
+        },
+    )
+    assert sent.status_code == 303, sent.text
+    page = (await env.client.get(sent.headers["location"])).text
+    assert "Message sent" in page
+    assert f'hx-get="/crm/deals/{deal}/timeline" hx-trigger="every 2s"' in page  # followed live
+    await _until(env.client, f"/crm/deals/{deal}/timeline", 'class="badge delivered"')
+    reply = await env.api.post(
+        f"/api/v1/providers/{sandbox}/sandbox/inbound",
+        json={"from": "+14155550123", "body": "Send the contract"},
+        headers=env.headers,
+    )
+    assert reply.status_code == 201, reply.text
+    timeline = await _until(env.client, f"/crm/deals/{deal}/timeline", "Reply received")
+    assert timeline.index("Send the contract") < timeline.index("The proposal is in your inbox.")
+    contact = (await env.client.get(f"/crm/contacts/{seeded['contact']['id']}")).text
+    assert "Send the contract" in contact
+
+
+async def test_duplicates_merge_and_a_capped_board_column(env: CrmHub) -> None:
+    seeded = await _seed(env)
+    twin = await env.crm("POST", "/contacts", first_name="H.", phones=["+14155550123"])
+    await env.crm("POST", "/activities", kind="note", body="Met at the fair", contact_id=twin["id"])
+    await env.login()
+    keep = seeded["contact"]["id"]
+    page = (await env.client.get(f"/crm/contacts/{keep}")).text
+    assert "This may be the same person as" in page
+    assert f'name="other_id" value="{twin["id"]}"' in page
+    merged = await env.client.post(
+        f"/crm/contacts/{keep}/merge", data={"csrf": csrf_of(page), "other_id": twin["id"]}
+    )
+    assert merged.status_code == 303, merged.text
+    page = (await env.client.get(merged.headers["location"])).text
+    assert "Merged: both histories" in page
+    assert "Met at the fair" in page
+
+    for i in range(PER_STAGE):
+        await env.crm("POST", "/deals", name=f"Filler {i}", amount="1")
+    board = (await env.client.get("/crm/board")).text
+    first = seeded["stages"][0]["id"]
+    column = board.split(f'data-stage-id="{first}"')[1].split("</section>")[0]
+    assert column.count('class="deal-card"') == PER_STAGE
+    assert "<span data-count>26</span>" in column  # exact, beyond the cards shown
+    assert "10,025 USD" in column
+    assert "1 more in Lead in" in column
+    more = re.search(r'class="board-more small" href="([^"]+)"', column).group(1)
+    listed = (await env.client.get(more.replace("&amp;", "&"))).text
+    assert "Doomsday device" in listed
