@@ -68,6 +68,7 @@ class Submitted:
 
     def __init__(self, form: Any, kind: dict[str, Any]) -> None:
         self.values = {name: text(form, name, 500) for name in SETTINGS}
+        self.values["currency"] = self.values["currency"].upper()
         self.values["countries"] = text(form, "countries")
         self.values["rate_limit_per_s"] = text(form, "rate_limit_per_s", 20)
         self.values["options"] = text(form, "options", 10_000)
