@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlencode
@@ -130,6 +131,19 @@ def field_errors(exc: ApiError) -> dict[str, str]:
         name = FORM_NAMES.get(name, name)
         out.setdefault(name, error["message"])
     return out
+
+
+@dataclass
+class Refused:
+    """A form shown again after the API said no: its reason, per field, what was typed."""
+
+    error: str = ""
+    errors: dict[str, str] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, exc: ApiError, values: dict[str, Any] | None = None) -> Refused:
+        return cls(exc.detail, field_errors(exc), values or {})
 
 
 def safe_back(value: str, default: str) -> str:

@@ -15,10 +15,10 @@ from fastapi import APIRouter, Depends, Request, Response
 from nexus.services.hub.api import ApiError
 from nexus.services.hub.routes.crm import (
     REFUSED,
+    Refused,
     company_names,
     custom_fields,
     custom_values,
-    field_errors,
     names_of,
     owner_names,
     owner_param,
@@ -119,15 +119,13 @@ async def list_page(
     request: Request,
     ctx: Ctx,
     name: str,
-    *,
-    error: str = "",
-    errors: dict[str, str] | None = None,
-    values: dict[str, Any] | None = None,
+    refused: Refused | None = None,
 ) -> Response:
     kind = KINDS[name]
     filters = _filters(request, kind)
     cursor = request.query_params.get("cursor") or None
-    values = values or {k: request.query_params.get(k, "") for k in kind.inputs}
+    refused = refused or Refused(values={k: request.query_params.get(k, "") for k in kind.inputs})
+    values = refused.values
     page, people, fields, pipelines, companies, contacts = await asyncio.gather(
         _rows(ctx, kind, filters, cursor),
         owner_names(ctx),
@@ -168,8 +166,8 @@ async def list_page(
         contacts=contacts,
         lifecycle=LIFECYCLE,
         statuses=STATUSES,
-        error=error,
-        errors=errors or {},
+        error=refused.error,
+        errors=refused.errors,
         values=values,
         key=values.get("key") or secrets.token_urlsafe(16),
         flash="Saved." if request.query_params.get("done") else None,
@@ -232,9 +230,7 @@ async def create(request: Request, ctx: Ctx, name: str) -> Response:
     except ApiError as exc:
         if exc.status not in REFUSED:
             raise
-        return await list_page(
-            request, ctx, name, error=exc.detail, errors=field_errors(exc), values=values
-        )
+        return await list_page(request, ctx, name, Refused.of(exc, values))
     return redirect(f"/crm/{name}/{record['id']}?done=created", request)
 
 

@@ -17,9 +17,9 @@ from fastapi.responses import JSONResponse
 from nexus.services.hub.api import ApiError
 from nexus.services.hub.routes.crm import (
     REFUSED,
+    Refused,
     board_page,
     custom_fields,
-    field_errors,
     names_of,
     owner_names,
     owner_param,
@@ -109,15 +109,13 @@ async def timeline(
 
 
 # -- the pages -----------------------------------------------------------------------------
-def _form_state(
-    error: str, errors: dict[str, str] | None, values: dict[str, Any] | None, request: Request
-) -> dict[str, Any]:
-    values = values or {}
-    values.setdefault("key", secrets.token_urlsafe(16))
+def _form_state(refused: Refused | None, request: Request) -> dict[str, Any]:
+    refused = refused or Refused()
+    refused.values.setdefault("key", secrets.token_urlsafe(16))
     return {
-        "error": error,
-        "errors": errors or {},
-        "values": values,
+        "error": refused.error,
+        "errors": refused.errors,
+        "values": refused.values,
         "flash": DONE.get(request.query_params.get("done", "")),
         "back": request.url.path,
     }
@@ -136,10 +134,7 @@ async def deal_page(
     deal_id: str,
     request: Request,
     ctx: Ctx,
-    *,
-    error: str = "",
-    errors: dict[str, str] | None = None,
-    values: dict[str, Any] | None = None,
+    refused: Refused | None = None,
 ) -> Response:
     deal = await ctx.get("crm", f"/crm/deals/{deal_id}")
     contact_id = deal["contact_ids"][0] if deal["contact_ids"] else None
@@ -168,7 +163,7 @@ async def deal_page(
         channels=CHANNELS,
         kinds=ACTIVITY_KINDS,
         **line,
-        **_form_state(error, errors, values, request),
+        **_form_state(refused, request),
     )
 
 
@@ -189,10 +184,7 @@ async def contact_page(
     contact_id: str,
     request: Request,
     ctx: Ctx,
-    *,
-    error: str = "",
-    errors: dict[str, str] | None = None,
-    values: dict[str, Any] | None = None,
+    refused: Refused | None = None,
 ) -> Response:
     contact = await ctx.get("crm", f"/crm/contacts/{contact_id}")
     people, fields, line, companies, deals, duplicates, score, pipelines = await asyncio.gather(
@@ -220,7 +212,7 @@ async def contact_page(
         channels=CHANNELS,
         kinds=ACTIVITY_KINDS,
         **line,
-        **_form_state(error, errors, values, request),
+        **_form_state(refused, request),
     )
 
 
@@ -228,10 +220,7 @@ async def company_page(
     company_id: str,
     request: Request,
     ctx: Ctx,
-    *,
-    error: str = "",
-    errors: dict[str, str] | None = None,
-    values: dict[str, Any] | None = None,
+    refused: Refused | None = None,
 ) -> Response:
     company = await ctx.get("crm", f"/crm/companies/{company_id}")
     people, fields, line, contacts, deals, pipelines = await asyncio.gather(
@@ -254,7 +243,7 @@ async def company_page(
         stages={s["id"]: s["name"] for p in pipelines for s in p["stages"]},
         kinds=ACTIVITY_KINDS,
         **line,
-        **_form_state(error, errors, values, request),
+        **_form_state(refused, request),
     )
 
 
@@ -297,7 +286,7 @@ async def move_deal(deal_id: str, request: Request, ctx: Ctx = Depends(signed_in
             raise
         if back.startswith("/crm/board"):
             return await board_page(request, ctx, error=exc.detail)
-        return await deal_page(deal_id, request, ctx, error=exc.detail)
+        return await deal_page(deal_id, request, ctx, Refused(exc.detail))
     if not _wants_json(request):
         return redirect(back, request)
     summary = await ctx.get(
@@ -325,9 +314,7 @@ async def close_deal(deal_id: str, request: Request, ctx: Ctx = Depends(signed_i
     except ApiError as exc:
         if exc.status not in REFUSED:
             raise
-        return await deal_page(
-            deal_id, request, ctx, error=exc.detail, errors=field_errors(exc), values=change
-        )
+        return await deal_page(deal_id, request, ctx, Refused.of(exc, change))
     return redirect(f"/crm/deals/{deal_id}", request)
 
 
@@ -359,9 +346,7 @@ async def log_activity(
     except ApiError as exc:
         if exc.status not in REFUSED:
             raise
-        return await PAGES[kind](
-            record_id, request, ctx, error=exc.detail, errors=field_errors(exc), values=values
-        )
+        return await PAGES[kind](record_id, request, ctx, Refused.of(exc, values))
     return redirect(f"/crm/{kind}/{record_id}?done=logged", request)
 
 
@@ -401,10 +386,9 @@ async def message_contact(
     except ApiError as exc:
         if exc.status not in REFUSED:
             raise
-        state = {"error": exc.detail, "errors": field_errors(exc), "values": values}
         if deal_id:
-            return await deal_page(deal_id, request, ctx, **state)
-        return await contact_page(contact_id, request, ctx, **state)
+            return await deal_page(deal_id, request, ctx, Refused.of(exc, values))
+        return await contact_page(contact_id, request, ctx, Refused.of(exc, values))
     back = f"/crm/deals/{deal_id}" if deal_id else f"/crm/contacts/{contact_id}"
     return redirect(f"{back}?done=sent#timeline", request)
 
@@ -421,5 +405,5 @@ async def merge_contact(
     except ApiError as exc:
         if exc.status not in REFUSED:
             raise
-        return await contact_page(contact_id, request, ctx, error=exc.detail)
+        return await contact_page(contact_id, request, ctx, Refused(exc.detail))
     return redirect(f"/crm/contacts/{contact_id}?done=merged", request)
