@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nexus.kernel.coalesce import Coalescer
 from nexus.kernel.db import Database, utcnow
 from nexus.kernel.ids import new_id
 from nexus.kernel.models import JobRow
@@ -29,6 +30,7 @@ class SqlJobSource:
         self.db = db
         self.queue = queue
         self.name = f"sql:{queue}"
+        self._completer = Coalescer(self._complete_all, name=f"complete:{queue}")
 
     def _claimable(self, now: dt.datetime) -> Any:
         return and_(
@@ -101,8 +103,24 @@ class SqlJobSource:
         return None
 
     async def complete(self, delivery: Delivery) -> bool:
+        """Delete the job while we hold its lease; the deletes of jobs finishing at the
+        same time share one transaction."""
+        return await self._completer.submit(delivery)
+
+    async def _complete_all(self, deliveries: list[Delivery]) -> list[bool]:
         async with self.db.transaction() as session:
-            return await self.ack_in(session, delivery)
+            result = await session.execute(
+                delete(JobRow)
+                .where(
+                    tuple_(JobRow.id, JobRow.lease_token).in_(
+                        [(d.id, d.handle) for d in deliveries]
+                    )
+                )
+                .returning(JobRow.id)
+                .execution_options(synchronize_session=False)
+            )
+            deleted = set(result.scalars().all())
+        return [d.id in deleted for d in deliveries]
 
     async def _set(self, delivery: Delivery, **values: Any) -> None:
         async with self.db.transaction() as session:

@@ -20,6 +20,7 @@ from nexus.services.vas.engagement import WORKERS as ENGAGEMENT_WORKERS
 from nexus.services.vas.engagement import router as engagement_router
 from nexus.services.vas.engagement.cli import campaigns_cli, contacts_cli
 from nexus.services.vas.health import health_loop
+from nexus.services.vas.message_batches import MessageBatches
 from nexus.services.vas.models import Base
 from nexus.services.vas.router import CircuitConfig, Router
 from nexus.services.vas.routes import inbound as inbound_routes
@@ -83,6 +84,7 @@ async def _start(runtime: Runtime) -> None:
         http=http,
         settings=settings,
         acceptor=Acceptor(db),
+        batches=MessageBatches(db),
     )
 
 
@@ -106,6 +108,7 @@ async def _stop(runtime: Runtime) -> None:
     vas = runtime.state.pop("vas", None)
     if vas is not None:
         await vas.acceptor.close()
+        await vas.batches.close()
         await vas.http.aclose()
 
 

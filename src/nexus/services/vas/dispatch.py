@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.kernel.db import utcnow
 from nexus.kernel.events import Job, enqueue, job_id_for
@@ -55,22 +56,18 @@ def outbound(message: Message, sender: str | None) -> OutboundMessage:
     )
 
 
-async def _final(vas: Vas, message_id: str, status: str, **kwargs: Any) -> None:
-    async with vas.db.transaction() as session:
-        message = await session.get(Message, message_id)
-        if message is None:
-            return
-        for key in ("error_code", "error_reason"):
-            if key in kwargs:
-                setattr(message, key, kwargs.pop(key))
-        lifecycle.move(session, message, status, **kwargs)
+async def _final(vas: Vas, message_id: str, status: str, *, reason: str, error_code: str) -> None:
+    async def change(session: AsyncSession, message: Message) -> None:
+        message.error_code = error_code
+        lifecycle.move(session, message, status, reason=reason)
+
+    await vas.batches.update(message_id, change)
 
 
 async def dispatch(job: Job, ctx: HandlerContext) -> None:
     vas = vas_of(ctx.runtime)
     message_id = job.payload["message_id"]
-    async with vas.db.read() as session:
-        message = await session.get(Message, message_id)
+    message = await vas.batches.get(message_id)
     if message is None or message.status in lifecycle.FINAL or message.status == "sent":
         return  # done already (a redelivered job): nothing to do twice
     now = utcnow()
@@ -201,10 +198,7 @@ async def _note_attempts(
     attempts: list[dict[str, Any]],
     retry_reason: str,
 ) -> None:
-    async with vas.db.transaction() as session:
-        message = await session.get(Message, message_id)
-        if message is None:
-            return
+    async def change(session: AsyncSession, message: Message) -> None:
         message.attempts += 1
         lifecycle.record(
             session,
@@ -214,6 +208,8 @@ async def _note_attempts(
             reason=retry_reason,
             data={"candidates": explanation, "attempts": attempts},
         )
+
+    await vas.batches.update(message_id, change)
 
 
 async def _record_sent_or_failed(
@@ -227,9 +223,8 @@ async def _record_sent_or_failed(
     failed: tuple[str | None, str, str] | None = None,
     report: tuple[float, StatusUpdate] | None = None,
 ) -> None:
-    async with vas.db.transaction() as session:
-        message = await session.get(Message, message_id)
-        if message is None or message.status in lifecycle.FINAL:
+    async def change(session: AsyncSession, message: Message) -> None:
+        if message.status in lifecycle.FINAL:
             return
         message.attempts += 1
         chosen = sent[0] if sent else (failed[2] if failed else None)
@@ -267,6 +262,8 @@ async def _record_sent_or_failed(
             message.provider_id = provider_id
             message.error_code, message.error_reason = code, text
             lifecycle.move(session, message, "failed", provider_id=provider_id, reason=text)
+
+    await vas.batches.update(message_id, change)
 
 
 async def enqueue_status(

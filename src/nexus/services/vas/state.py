@@ -11,6 +11,7 @@ from nexus.kernel.db import Database
 from nexus.kernel.runtime import Runtime
 from nexus.services.vas.accept import Acceptor
 from nexus.services.vas.accounts import Accounts
+from nexus.services.vas.message_batches import MessageBatches
 from nexus.services.vas.models import OrgSettings
 from nexus.services.vas.router import Router
 from nexus.services.vas.settings import VasSettings
@@ -32,6 +33,7 @@ class Vas:
     http: httpx.AsyncClient
     settings: VasSettings
     acceptor: Acceptor
+    batches: MessageBatches
     _org_settings: dict[str, tuple[float, OrgView]] = field(default_factory=dict)
 
     async def org(self, org_id: str) -> OrgView:
