@@ -2,6 +2,7 @@
 
     python -m nexus.testing.fakes <provider> --port N [--fail-rate R] [--latency-ms L]
         [--callback-url URL] [--outage [hang|error|refuse]] [--callback-delay-ms D]
+        [--callback-loss R]
 
 It prints one JSON line (provider, base_url, the credentials it accepts) and serves
 until interrupted. HTTP fakes also answer `GET /_fake/stats`, `POST /_fake/knobs`
@@ -41,6 +42,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--callback-delay-ms", type=float, default=50.0)
     parser.add_argument(
+        "--callback-loss",
+        type=float,
+        default=0.0,
+        help="share of delivery callbacks never sent (the provider's status lookup still knows)",
+    )
+    parser.add_argument(
         "--outage",
         nargs="?",
         const="hang",
@@ -51,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not 0.0 <= args.fail_rate <= 1.0:
         parser.error("--fail-rate must be between 0 and 1")
+    if not 0.0 <= args.callback_loss <= 1.0:
+        parser.error("--callback-loss must be between 0 and 1")
     if args.callback_url and not is_loopback_url(args.callback_url):
         parser.error("--callback-url must point at 127.0.0.1 / localhost")
     return args
@@ -65,7 +74,11 @@ async def serve(args: argparse.Namespace) -> None:
         "seed": args.seed,
     }
     if args.provider != "smtp":
-        knobs.update(callback_url=args.callback_url, callback_delay_ms=args.callback_delay_ms)
+        knobs.update(
+            callback_url=args.callback_url,
+            callback_delay_ms=args.callback_delay_ms,
+            callback_loss=args.callback_loss,
+        )
     fake = fake_class(args.provider)(**knobs)
     await fake.start()
     stop = asyncio.Event()

@@ -1,10 +1,13 @@
 """What every HTTP provider fake shares: a loopback aiohttp server, request records,
 counters, fault knobs (fail rate, latency, outages, forced error codes) and the
-delivery-callback player (delay, batching, shuffling, duplicates).
+delivery-callback player (delay, batching, shuffling, duplicates, losses).
 
 A subclass adds the provider's routes and answers in the provider's own shapes; it
 turns accepted messages into `CallbackEvent`s and renders them into the provider's
-signed callback requests (`render_callbacks`).
+signed callback requests (`render_callbacks`). A fake whose provider can be asked for
+a message's status keeps its messages in `lookups` and moves them on in `advance`,
+when their status changes at the provider, whether or not the callback then gets through
+(`callback_loss`).
 """
 
 from __future__ import annotations
@@ -165,6 +168,7 @@ class FakeProvider:
             fake.fail_rate = 0.5
             fake.error_code, fake.error_times = "21211", 1
             await fake.set_outage("refuse")  # or "hang", "error", None
+            fake.callback_loss = 1.0  # delivery callbacks are lost (the status still moves)
 
     Knobs can be changed at any time (attributes), `set_outage` is a coroutine because
     "refuse" closes and later reopens the listening socket.
@@ -198,6 +202,7 @@ class FakeProvider:
         duplicate_callbacks: bool = False,
         read_receipts: bool = False,
         undeliverable_rate: float = 0.0,
+        callback_loss: float = 0.0,
         max_hang_s: float = 30.0,
         max_records: int = 10_000,
         seed: int | None = None,
@@ -224,12 +229,16 @@ class FakeProvider:
         self.duplicate_callbacks = duplicate_callbacks
         self.read_receipts = read_receipts
         self.undeliverable_rate = undeliverable_rate
+        self.callback_loss = callback_loss
         self.max_hang_s = max_hang_s
         self.host = host
         self.port = port
         self.requests: deque[ReceivedRequest] = deque(maxlen=max_records)
         self.callbacks: deque[SentCallback] = deque(maxlen=max_records)
         self.accepted: deque[dict[str, Any]] = deque(maxlen=max_records)
+        # what the provider's status lookup answers from, by the provider's message id
+        self.lookups: dict[str, dict[str, Any]] = {}
+        self._max_records = max_records
         self.counters: Counter[str] = Counter()
         self.sessions: set[str] = set()  # senders who wrote in (Meta's 24-hour window)
         self._rng = random.Random(seed)
@@ -343,6 +352,7 @@ class FakeProvider:
         "duplicate_callbacks",
         "read_receipts",
         "undeliverable_rate",
+        "callback_loss",
     )
 
     def configure(self, **knobs: Any) -> None:
@@ -388,6 +398,15 @@ class FakeProvider:
     def record_accepted(self, **message: Any) -> None:
         self.counters["accepted"] += 1
         self.accepted.append(message)
+
+    def keep(self, message_id: str, record: dict[str, Any]) -> None:
+        """Keep `record` for status lookups (the oldest go beyond `max_records`)."""
+        self.lookups[message_id] = record
+        while len(self.lookups) > self._max_records:
+            del self.lookups[next(iter(self.lookups))]
+
+    def advance(self, event: CallbackEvent) -> None:
+        """The status `event` reports happened at the provider: update `lookups`."""
 
     # -- middleware and control endpoints -------------------------------------------
 
@@ -488,6 +507,10 @@ class FakeProvider:
         for i, event in enumerate(events):
             if i and self.callback_gap_ms:
                 await asyncio.sleep(self.callback_gap_ms / 1000)
+            self.advance(event)
+            if self.callback_loss and self._rng.random() < self.callback_loss:
+                self.counters["callbacks_lost"] += 1
+                continue
             await self._emit(event)
 
     async def _emit(self, event: CallbackEvent) -> None:

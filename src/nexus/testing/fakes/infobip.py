@@ -3,6 +3,9 @@
 - `POST /sms/2/text/advanced` (`Authorization: App <apiKey>`, JSON; several messages and
   destinations per request) → `{bulkId, messages:[{to, messageId, smsCount, status}]}`;
   a refused destination has a REJECTED status group in a 200 answer, as on the real API.
+- `GET /sms/1/logs?messageId=…` (also `bulkId`, `limit`): `{results:[…]}`, logs shaped
+  like delivery reports plus `text`, their status moved on as reports are played (lost or
+  not).
 - `GET /account/1/balance`.
 - Request errors: `{requestError:{serviceException:{messageId, text}}}` (401
   UNAUTHORIZED, 400 BAD_REQUEST, 429 TOO_MANY_REQUESTS, 500 GENERAL_ERROR).
@@ -106,6 +109,7 @@ class InfobipFake(FakeProvider):
     def routes(self) -> list[web.RouteDef]:
         return [
             web.post("/sms/2/text/advanced", self.send_advanced),
+            web.get("/sms/1/logs", self.logs),
             web.get("/account/1/balance", self.balance),
         ]
 
@@ -135,6 +139,29 @@ class InfobipFake(FakeProvider):
             self.counters["unauthorized"] += 1
             return self.error_response("UNAUTHORIZED")
         return json_response({"balance": 47.79, "currency": "EUR"})
+
+    async def logs(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            self.counters["unauthorized"] += 1
+            return self.error_response("UNAUTHORIZED")
+        wanted = request.query.get("messageId")
+        bulk = request.query.get("bulkId")
+        try:
+            limit = max(1, min(1000, int(request.query.get("limit", "50"))))
+        except ValueError:
+            return self.error_response("BAD_REQUEST")
+        found = [
+            log
+            for log in reversed(self.lookups.values())
+            if (wanted is None or log["messageId"] == wanted)
+            and (bulk is None or log["bulkId"] == bulk)
+        ]
+        return json_response({"results": found[:limit]})
+
+    def advance(self, event: CallbackEvent) -> None:
+        log = self.lookups.get(str(event.data.get("messageId")))
+        if log is not None and "outcome" in event.data:
+            log.update(self._result(event.data))
 
     async def send_advanced(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
@@ -190,6 +217,23 @@ class InfobipFake(FakeProvider):
                 else:
                     status = PENDING
                     self.record_accepted(bulkId=bulk_id, **answer, text=text)
+                    self.keep(
+                        message_id,
+                        {
+                            "bulkId": bulk_id,
+                            "messageId": message_id,
+                            "to": to.lstrip("+"),
+                            "from": message.get("from"),
+                            "text": text,
+                            "sentAt": infobip_time(),
+                            "doneAt": None,
+                            "smsCount": sms_count,
+                            "mccMnc": "22801",
+                            "price": {"pricePerMessage": 0, "currency": "EUR"},
+                            "status": PENDING,
+                            "error": NO_ERROR,
+                        },
+                    )
                     if url:
                         events.append(
                             CallbackEvent(

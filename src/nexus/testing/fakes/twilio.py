@@ -2,7 +2,8 @@
 
 - `POST /2010-04-01/Accounts/{AccountSid}/Messages.json` (form, HTTP Basic) → 201 message
   resource, or Twilio's error JSON `{code, message, more_info, status}`.
-- `GET /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json`, `GET .../{AccountSid}.json`.
+- `GET /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json` (the message resource, its
+  `status` moved on as the callbacks are played, lost or not), `GET .../{AccountSid}.json`.
 - Status callbacks (form POST to `StatusCallback`, else `callback_url`) signed with
   `X-Twilio-Signature` (HMAC-SHA1 of the auth token over URL + sorted params): `sent`,
   then `delivered` (and `read` on WhatsApp with `read_receipts`) or `undelivered`.
@@ -116,10 +117,24 @@ class TwilioFake(FakeProvider):
         if not self._authorized(request):
             self.counters["unauthorized"] += 1
             return self.error_response("20003")
-        for message in self.accepted:
-            if message["sid"] == request.match_info["msid"]:
-                return json_response(message)
-        return self.error_response("20404")
+        message = self.lookups.get(request.match_info["msid"])
+        if message is None:
+            return self.error_response("20404")
+        return json_response(message)
+
+    def advance(self, event: CallbackEvent) -> None:
+        message = self.lookups.get(str(event.data.get("MessageSid")))
+        if message is None or "MessageStatus" not in event.data:
+            return
+        status = event.data["MessageStatus"]
+        message["status"] = status
+        message["date_updated"] = formatdate(usegmt=True)
+        if status == "sent":
+            message["date_sent"] = message["date_updated"]
+            message["price"] = "-0.00790"
+        if event.data.get("ErrorCode"):
+            message["error_code"] = int(event.data["ErrorCode"])
+            message["error_message"] = "Unknown destination handset"
 
     async def create_message(self, request: web.Request) -> web.Response:
         received = received_of(request)
@@ -183,6 +198,7 @@ class TwilioFake(FakeProvider):
             "uri": f"/2010-04-01/Accounts/{account}/Messages/{sid}.json",
         }
         self.record_accepted(**resource)
+        self.keep(sid, resource)
         url = form.get("StatusCallback") or self.callback_url
         if url:
             base = {

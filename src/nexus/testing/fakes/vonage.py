@@ -5,6 +5,11 @@
   one entry per segment. Errors are in the body's `status` as on the real API ("1"
   throttled, "2" missing params, "3" invalid params, "4" bad credentials, "7" barred...).
 - `GET /account/get-balance` → `{value, autoReload}`; 401 on bad credentials.
+- `GET /v2/reports/records` (the synchronous Reports API, HTTP Basic with the API key
+  and secret; `account_id`, `product=SMS`, `direction=outbound`, then `id` or
+  `date_start`/`date_end` with optional `client_ref`) → `{request_status, records:[…]}`,
+  one record per segment, its `status` moved on as receipts are played (lost or not);
+  errors as problem JSON `{type, title, detail}`.
 - Delivery receipts, one per segment, to `callback` (else `callback_url`) as form POST
   (`dlr_method`: "POST", "GET" or "POST-JSON"); signed with `timestamp`, `nonce`, `sig`
   when the credentials have a `signature_secret` (`signature_method` knob).
@@ -15,6 +20,8 @@ Text that is not GSM-7 sent without `type=unicode` is accepted but counted in
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import hashlib
 import hmac
@@ -82,6 +89,7 @@ class VonageFake(FakeProvider):
         return [
             web.post("/sms/json", self.send_sms),
             web.get("/account/get-balance", self.balance),
+            web.get("/v2/reports/records", self.report_records),
         ]
 
     def _authorized(self, params: dict[str, str]) -> bool:
@@ -111,6 +119,65 @@ class VonageFake(FakeProvider):
                 {"error-code": "401", "error-code-label": "authentication failed"}, 401
             )
         return json_response({"value": 10.28, "autoReload": False})
+
+    def _basic_authorized(self, request: web.Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return False
+        try:
+            key, _, secret = base64.b64decode(header[6:]).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        return self._authorized({"api_key": key, "api_secret": secret})
+
+    async def report_records(self, request: web.Request) -> web.Response:
+        if not self._basic_authorized(request):
+            self.counters["unauthorized"] += 1
+            return _problem(401, "Unauthorized", "Invalid credentials.")
+        if injected := self.injected_error():
+            status = int(injected[5:]) if injected.startswith("http:") else 500
+            return _problem(status, "Error", "Injected error.")
+        query = request.query
+        if query.get("account_id") != self.credentials["api_key"]:
+            return _problem(403, "Forbidden", "The account is not yours.")
+        if query.get("product") != "SMS" or query.get("direction") not in ("outbound", "inbound"):
+            return _problem(400, "Invalid parameters", "product and direction are required.")
+        ids = set(filter(None, query.get("id", "").split(",")))
+        try:
+            start = _iso_time(query.get("date_start"))
+            end = _iso_time(query.get("date_end"))
+        except ValueError:
+            return _problem(400, "Invalid parameters", "Dates must be ISO 8601.")
+        if not ids and (start is None or end is None):
+            return _problem(400, "Invalid parameters", "Give id, or date_start and date_end.")
+        client_ref = query.get("client_ref")
+        records = [
+            record
+            for record in self.lookups.values()
+            if (not ids or record["message_id"] in ids)
+            and (client_ref is None or record.get("client_ref") == client_ref)
+            and (start is None or end is None or start <= _received(record) <= end)
+        ]
+        return json_response(
+            {
+                "request_id": str(uuid.uuid4()),
+                "request_status": "SUCCESS",
+                "received_at": _iso_now(),
+                "price": 0,
+                "currency": "EUR",
+                "items_count": len(records),
+                "records": records,
+            }
+        )
+
+    def advance(self, event: CallbackEvent) -> None:
+        record = self.lookups.get(str(event.data.get("messageId")))
+        if record is None or "status" not in event.data:
+            return
+        record["status"] = event.data["status"]
+        record["error_code"] = event.data.get("err-code", "0")
+        record["error_code_description"] = "Delivered" if record["error_code"] == "0" else "Absent"
+        record["date_finalized"] = _iso_now()
 
     async def send_sms(self, request: web.Request) -> web.Response:
         params = await read_params(request)
@@ -150,6 +217,26 @@ class VonageFake(FakeProvider):
                 part["client-ref"] = client_ref
             parts.append(part)
         self.record_accepted(to=to, text=text, type=params.get("type", "text"), parts=parts)
+        for part in parts:
+            self.keep(
+                part["message-id"],
+                {
+                    "account_id": self.credentials["api_key"],
+                    "message_id": part["message-id"],
+                    "client_ref": client_ref,
+                    "direction": "outbound",
+                    "from": params["from"],
+                    "to": to,
+                    "network": "23410",
+                    "status": "submitted",
+                    "error_code": None,
+                    "error_code_description": None,
+                    "date_received": _iso_now(),
+                    "date_finalized": None,
+                    "total_price": part["message-price"],
+                    "currency": "EUR",
+                },
+            )
         url = params.get("callback") or self.callback_url
         if url:
             status, error = ("failed", "2") if outcome == "undeliverable" else ("delivered", "0")
@@ -226,3 +313,23 @@ class VonageFake(FakeProvider):
                     )
                 )
         return calls
+
+
+def _iso_now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _iso_time(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def _received(record: dict[str, Any]) -> dt.datetime:
+    return dt.datetime.fromisoformat(record["date_received"].replace("Z", "+00:00"))
+
+
+def _problem(status: int, title: str, detail: str) -> web.Response:
+    kind = f"https://developer.vonage.com/api-errors#{status}"
+    return json_response({"type": kind, "title": title, "detail": detail}, status)

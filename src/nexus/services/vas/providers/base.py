@@ -114,6 +114,15 @@ class StatusUpdate:
 
 
 @dataclass(frozen=True)
+class SentMessage:
+    """What a status lookup may need besides the provider's id: our id (some providers
+    file the message under it) and when it was sent (lookups by date range)."""
+
+    id: str
+    sent_at: dt.datetime
+
+
+@dataclass(frozen=True)
 class InboundMessage:
     provider_message_id: str
     sender: str  # normalized like OutboundMessage.to
@@ -167,6 +176,8 @@ class ProviderAdapter:
     # Fields that identify the account rather than prove it (ids, user names): a form may
     # show them while they are typed; all others are secrets. None is ever read back.
     public_credentials: ClassVar[frozenset[str]] = frozenset()
+    # The provider's API can tell a sent message's status (see `fetch_status`).
+    status_lookup: ClassVar[bool] = False
 
     def __init__(self, config: ProviderConfig, http: httpx.AsyncClient) -> None:
         self.config = config
@@ -189,6 +200,15 @@ class ProviderAdapter:
 
     def handshake(self, request: WebhookRequest) -> str | None:
         """Answer a provider's webhook set-up check (Meta's GET hub.challenge), if any."""
+        return None
+
+    async def fetch_status(
+        self, provider_message_id: str, message: SentMessage
+    ) -> StatusUpdate | None:
+        """Ask the provider for a sent message's status (when its delivery report never
+        came). None: the provider does not know the message, or has no such API
+        (`status_lookup` False). Raises `ProviderError` when the provider cannot answer
+        now."""
         return None
 
     async def health(self) -> Health:

@@ -35,6 +35,7 @@ from nexus.services.vas.providers.base import (
     ProviderAdapter,
     ProviderError,
     SendResult,
+    SentMessage,
     StatusUpdate,
     WebhookItem,
     WebhookRequest,
@@ -60,6 +61,7 @@ class Adapter(ProviderAdapter):
     channels = frozenset({"sms"})
     default_base_url = "https://api.infobip.com"
     required_credentials = ("api_key",)
+    status_lookup = True
 
     @property
     def _headers(self) -> dict[str, str]:
@@ -172,6 +174,26 @@ class Adapter(ProviderAdapter):
             status_code=status,
             retry_after_s=retry_after(response),
         )
+
+    async def fetch_status(
+        self, provider_message_id: str, message: SentMessage
+    ) -> StatusUpdate | None:
+        """The message's log (`GET /sms/1/logs?messageId=`), which reads like a delivery
+        report. Infobip keeps logs for 48 hours: an older message is unknown."""
+        try:
+            response = await self.http.get(
+                f"{self.base_url}/sms/1/logs",
+                params={"messageId": provider_message_id},
+                headers=self._headers,
+            )
+        except httpx.TransportError as exc:
+            raise transport_error("Infobip", exc) from exc
+        if response.status_code >= 400:
+            raise self._error(response)
+        for result in response_json(response).get("results") or []:
+            if isinstance(result, dict) and str(result.get("messageId")) == provider_message_id:
+                return self._status(result)
+        return None
 
     # -- webhooks ----------------------------------------------------------------------
 

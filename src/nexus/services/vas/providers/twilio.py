@@ -14,12 +14,14 @@ present or not.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import json
 from decimal import Decimal, InvalidOperation
+from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import httpx
 
@@ -38,6 +40,7 @@ from nexus.services.vas.providers.base import (
     ProviderAdapter,
     ProviderError,
     SendResult,
+    SentMessage,
     StatusUpdate,
     WebhookItem,
     WebhookRequest,
@@ -99,6 +102,7 @@ class Adapter(ProviderAdapter):
     required_credentials = ("account_sid", "auth_token")
     optional_credentials = ("messaging_service_sid",)
     public_credentials = frozenset({"account_sid", "messaging_service_sid"})
+    status_lookup = True
 
     @property
     def _sid(self) -> str:
@@ -204,6 +208,36 @@ class Adapter(ProviderAdapter):
             retry_after_s=retry_after(response),
         )
 
+    async def fetch_status(
+        self, provider_message_id: str, message: SentMessage
+    ) -> StatusUpdate | None:
+        """The Message resource (`GET .../Messages/{Sid}.json`); 404: Twilio has no such
+        message (or no longer: deleted or redacted)."""
+        sid = quote(provider_message_id, safe="")
+        url = f"{self.base_url}/2010-04-01/Accounts/{self._sid}/Messages/{sid}.json"
+        try:
+            response = await self.http.get(url, auth=self._auth)
+        except httpx.TransportError as exc:
+            raise transport_error("Twilio", exc) from exc
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise self._error(response)
+        data = response_json(response)
+        status = STATUS.get(str(data.get("status")))
+        if status is None:
+            return None
+        return StatusUpdate(
+            provider_message_id=provider_message_id,
+            status=status,
+            error_code=_str(data.get("error_code")),
+            error_message=_str(data.get("error_message")),
+            at=_rfc2822(data.get("date_updated")),
+            cost=_price(data.get("price")),
+            currency=data.get("price_unit") or None,
+            raw=data,
+        )
+
     # -- webhooks ----------------------------------------------------------------------
 
     def verify_webhook(self, request: WebhookRequest) -> bool:
@@ -279,3 +313,11 @@ class Adapter(ProviderAdapter):
 
 def _str(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
+
+
+def _rfc2822(value: Any) -> dt.datetime | None:
+    """Twilio's dates (`Tue, 21 Jul 2026 10:04:05 +0000`)."""
+    try:
+        return parsedate_to_datetime(str(value)) if value else None
+    except (TypeError, ValueError):
+        return None

@@ -3,7 +3,8 @@
 Credentials: `api_key`, `api_secret`; optional `signature_secret` (signed webhooks).
 Options: `signature_method` (`md5hash` default, or `md5`, `sha1`, `sha256`, `sha512`
 HMAC, as set in the Vonage dashboard), `signature_max_age_s` (300; 0 disables the
-timestamp check), `currency` of prices (EUR).
+timestamp check), `currency` of prices (EUR), `reports_base_url` (the Reports API
+host for status lookups: `https://api.nexmo.com`, or `base_url` when that is set).
 
 Vonage splits long text itself and answers with one message id per segment, then sends
 one delivery receipt per segment. Our message id goes out as `client-ref`, which every
@@ -40,6 +41,7 @@ from nexus.services.vas.providers.base import (
     ProviderAdapter,
     ProviderError,
     SendResult,
+    SentMessage,
     StatusUpdate,
     WebhookItem,
     WebhookRequest,
@@ -59,6 +61,10 @@ STATUS: dict[str, DeliveryStatus] = {
     "failed": "undelivered",
     "rejected": "failed",
 }
+# The Reports API's record statuses, besides the receipts' vocabulary.
+REPORT_STATUS: dict[str, DeliveryStatus] = {**STATUS, "submitted": "sent", "deleted": "failed"}
+REPORTS_BASE_URL = "https://api.nexmo.com"
+LOOKUP_SLACK = dt.timedelta(minutes=5)  # around the send time, for clock differences
 HASHES = {
     "md5": hashlib.md5,
     "sha1": hashlib.sha1,
@@ -88,6 +94,7 @@ class Adapter(ProviderAdapter):
     required_credentials = ("api_key", "api_secret")
     optional_credentials = ("signature_secret",)
     public_credentials = frozenset({"api_key"})
+    status_lookup = True
 
     @property
     def _auth(self) -> dict[str, str]:
@@ -154,6 +161,48 @@ class Adapter(ProviderAdapter):
             segments=len(parts),
             raw={**data, "message_ids": [p.get("message-id") for p in parts]},
         )
+
+    async def fetch_status(
+        self, provider_message_id: str, message: SentMessage
+    ) -> StatusUpdate | None:
+        """The message's records in the synchronous Reports API (`GET /v2/reports/records`,
+        product SMS, by `client_ref`): one record per segment; the message is delivered
+        when every segment is, failed or undelivered when any is."""
+        base = str(
+            self.config.options.get("reports_base_url") or self.config.base_url or REPORTS_BASE_URL
+        ).rstrip("/")
+        now = dt.datetime.now(dt.UTC)
+        params = {
+            "account_id": self._auth["api_key"],
+            "product": "SMS",
+            "direction": "outbound",
+            "client_ref": provider_message_id,
+            "date_start": _iso(message.sent_at - LOOKUP_SLACK),
+            "date_end": _iso(now + LOOKUP_SLACK),
+        }
+        try:
+            response = await self.http.get(
+                f"{base}/v2/reports/records",
+                params=params,
+                auth=(self._auth["api_key"], self._auth["api_secret"]),
+            )
+        except httpx.TransportError as exc:
+            raise transport_error("Vonage", exc) from exc
+        if response.status_code >= 400:
+            status = response.status_code
+            raise ProviderError(
+                f"Vonage reports {status}: {response.reason_phrase}",
+                retryable=is_transient_status(status),
+                code="4" if status == 401 else str(status),
+                status_code=status,
+                retry_after_s=retry_after(response),
+            )
+        records = [
+            r
+            for r in response_json(response).get("records") or []
+            if isinstance(r, dict) and r.get("client_ref") == provider_message_id
+        ]
+        return _report_status(provider_message_id, records) if records else None
 
     # -- webhooks ----------------------------------------------------------------------
 
@@ -258,6 +307,42 @@ def _time(params: Mapping[str, str]) -> dt.datetime | None:
             except ValueError:
                 continue
     return None
+
+
+def _iso(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _report_status(message_id: str, records: list[dict[str, Any]]) -> StatusUpdate:
+    statuses = [REPORT_STATUS.get(str(r.get("status", "")).lower(), "sent") for r in records]
+    bad = next((i for i, s in enumerate(statuses) if s in ("failed", "undelivered")), None)
+    if bad is not None:
+        status, worst = statuses[bad], records[bad]
+    else:
+        status = "delivered" if all(s == "delivered" for s in statuses) else "sent"
+        worst = records[-1]
+    error = str(worst.get("error_code") or "")
+    prices = [_decimal(r.get("total_price") or r.get("price")) for r in records]
+    known = [p for p in prices if p is not None]
+    return StatusUpdate(
+        provider_message_id=message_id,
+        status=status,
+        error_code=error if bad is not None and error not in ("", "0") else None,
+        error_message=str(worst.get("error_code_description") or "") or None
+        if bad is not None
+        else None,
+        at=_parse_iso(worst.get("date_finalized")),
+        cost=sum(known, Decimal(0)) if known else None,
+        currency=str(worst.get("currency")) if known and worst.get("currency") else None,
+        raw={"records": records},
+    )
+
+
+def _parse_iso(value: Any) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+    except ValueError:
+        return None
 
 
 def _decimal(value: Any) -> Decimal | None:
