@@ -1,7 +1,8 @@
 """The CRM in a real browser, as a rep works (the issue's acceptance): a company, a contact
 and a deal made through the forms, the deal dragged to another stage on the board (saved:
 still there after a reload, and in the API), the contact texted from the deal, the
-sandbox's reply showing up on the timeline without a reload, and the forecast moving."""
+sandbox's reply showing up on the timeline without a reload, and the forecast moving; a
+move the API refuses puts the card back and says why."""
 
 from __future__ import annotations
 
@@ -135,3 +136,21 @@ async def test_a_rep_works_a_deal_in_the_browser(page: Any, live: Live) -> None:
     await expect(timeline).to_contain_text("Reply received")  # polled, no reload
     await expect(timeline).to_contain_text("Looks good, send the contract")
     assert await _weighted(page) == "5,000"  # Proposal: 50 %
+
+
+async def test_a_refused_move_puts_the_card_back_with_the_reason(page: Any, live: Live) -> None:
+    async with live.api() as api:
+        made = await api.post("/api/v1/crm/deals", json={"name": "Gone soon", "amount": "5"})
+        assert made.status_code == 201, made.text
+    deal = made.json()
+    await log_in(page)
+    await page.goto("/crm/board")
+    first = page.locator(f'.board-col[data-stage-id="{deal["stage_id"]}"]')
+    card = first.locator(f'[data-deal-id="{deal["id"]}"]')
+    await expect(card).to_be_visible()
+    async with live.api() as api:  # someone else deletes it meanwhile
+        assert (await api.delete(f"/api/v1/crm/deals/{deal['id']}")).status_code == 204
+    await card.drag_to(page.locator(".board-col").nth(2))
+    await expect(page.locator("#board-error")).to_have_text("No deal.")  # the API's words
+    await expect(first.locator(f'[data-deal-id="{deal["id"]}"]')).to_be_visible()  # back
+    await expect(first.locator("[data-count]")).to_have_text("1")
