@@ -443,3 +443,32 @@ async def test_duplicates_merge_and_a_capped_board_column(env: CrmHub) -> None:
     more = re.search(r'class="board-more small" href="([^"]+)"', column).group(1)
     listed = (await env.client.get(more.replace("&amp;", "&"))).text
     assert "Doomsday device" in listed
+
+
+async def test_custom_fields_in_the_create_form_and_on_the_page(env: CrmHub) -> None:
+    await env.crm(
+        "POST",
+        "/custom-fields",
+        object_type="deal",
+        key="tier",
+        label="Tier",
+        type="select",
+        options=["gold", "silver"],
+        required=True,
+    )
+    await env.login()
+    form = (await env.client.get("/crm/deals")).text
+    assert 'name="cf.tier"' in form
+    token = csrf_of(form)
+    missing = await env.client.post("/crm/deals", data={"csrf": token, "name": "Big one"})
+    assert missing.status_code == 200
+    assert 'id="f-cf.tier-error"' in missing.text  # next to its field
+    assert 'value="Big one"' in missing.text
+    made = await env.client.post(
+        "/crm/deals", data={"csrf": token, "name": "Big one", "cf.tier": "gold"}
+    )
+    assert made.status_code == 303, made.text
+    page = (await env.client.get(made.headers["location"])).text
+    assert "<dt>Tier</dt><dd>gold</dd>" in page
+    listed = (await env.client.get("/crm/deals")).text
+    assert "Big one" in listed
