@@ -17,6 +17,7 @@ from nexus.services.hub.routes import (
     analytics,
     auth,
     crm,
+    crm_actions,
     crm_lists,
     crm_record,
     engagement,
@@ -35,6 +36,7 @@ for module in (
     crm,
     crm_lists,
     crm_record,
+    crm_actions,
     admin,
     profile,
 ):
