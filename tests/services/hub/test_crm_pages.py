@@ -156,10 +156,11 @@ async def test_create_move_log_and_complete_through_the_forms(env: CrmHub) -> No
     seeded = await _seed(env)
     await env.login()
     token = await env.csrf("/crm/companies")
-    made = await env.client.post(
-        "/crm/companies", data={"csrf": token, "name": "Initech", "domain": "initech.example"}
-    )
+    form = {"csrf": token, "name": "Initech", "domain": "initech.example", "key": "once"}
+    made = await env.client.post("/crm/companies", data=form)
     assert made.status_code == 303, made.text
+    again = await env.client.post("/crm/companies", data=form)  # a double click
+    assert again.headers["location"] == made.headers["location"]
     company_id = made.headers["location"].split("/")[-1].split("?")[0]
     made = await env.client.post(
         "/crm/contacts",

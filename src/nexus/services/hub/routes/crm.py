@@ -146,6 +146,13 @@ class Refused:
         return cls(exc.detail, field_errors(exc), values or {})
 
 
+async def post_once(ctx: Ctx, path: str, body: dict[str, Any], key: str) -> Any:
+    """POST to the CRM with the form's idempotency key: a form sent twice (a double click,
+    a retry) creates one record."""
+    headers = {"Idempotency-Key": f"hub:{ctx.row.user_id}:{key[:64]}"}
+    return await ctx.call("crm", "POST", path, json=body, headers=headers)
+
+
 def safe_back(value: str, default: str) -> str:
     """A page of the CRM to return to (never another site)."""
     return value if value.startswith("/crm/") and not value.startswith("//") else default

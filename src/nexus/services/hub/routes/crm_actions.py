@@ -16,6 +16,7 @@ from nexus.services.hub.routes.crm import (
     Refused,
     board_page,
     owner_param,
+    post_once,
     safe_back,
     text,
     totals,
@@ -104,13 +105,7 @@ async def log_activity(
     if values["due_at"] and body["kind"] == "task":  # datetime-local: no zone, UTC
         body["due_at"] = values["due_at"] + (":00+00:00" if len(values["due_at"]) <= 16 else "")
     try:
-        await ctx.call(
-            "crm",
-            "POST",
-            "/crm/activities",
-            json=body,
-            headers={"Idempotency-Key": f"hub:{ctx.row.user_id}:{values['key'][:64]}"},
-        )
+        await post_once(ctx, "/crm/activities", body, values["key"])
     except ApiError as exc:
         if exc.status not in REFUSED:
             raise
@@ -144,13 +139,7 @@ async def message_contact(
         "deal_id": deal_id or None,
     }
     try:
-        await ctx.call(
-            "crm",
-            "POST",
-            f"/crm/contacts/{contact_id}/messages",
-            json=body,
-            headers={"Idempotency-Key": f"hub:{ctx.row.user_id}:{values['key'][:64]}"},
-        )
+        await post_once(ctx, f"/crm/contacts/{contact_id}/messages", body, values["key"])
     except ApiError as exc:
         if exc.status not in REFUSED:
             raise

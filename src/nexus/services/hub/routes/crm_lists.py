@@ -23,6 +23,7 @@ from nexus.services.hub.routes.crm import (
     owner_names,
     owner_param,
     pipelines_of,
+    post_once,
     text,
 )
 from nexus.services.hub.web import Ctx, HubRoute, redirect, render, signed_in
@@ -220,13 +221,7 @@ async def create(request: Request, ctx: Ctx, name: str) -> Response:
         body["custom"] = custom
     values["custom"] = custom
     try:
-        record = await ctx.call(
-            "crm",
-            "POST",
-            f"/crm/{name}",
-            json=body,
-            headers={"Idempotency-Key": f"hub:{ctx.row.user_id}:{values['key'][:64]}"},
-        )
+        record = await post_once(ctx, f"/crm/{name}", body, values["key"])
     except ApiError as exc:
         if exc.status not in REFUSED:
             raise
