@@ -22,6 +22,8 @@ from nexus.services.vas.engagement.cli import campaigns_cli, contacts_cli
 from nexus.services.vas.health import health_loop
 from nexus.services.vas.message_batches import MessageBatches
 from nexus.services.vas.models import Base
+from nexus.services.vas.reconcile import job_handler as reconcile_job_handler
+from nexus.services.vas.reconcile import reconcile_loop
 from nexus.services.vas.router import CircuitConfig, Router
 from nexus.services.vas.routes import inbound as inbound_routes
 from nexus.services.vas.routes import messages as message_routes
@@ -158,12 +160,13 @@ service = Service(
             backoff_max_s=3600,
         ),
         *ENGAGEMENT_JOBS,
+        reconcile_job_handler(_settings),
     ],
     consumers=[
         Consumer("webhooks", ("nexus.vas.message.*",), _on_message_event),
         Consumer("sandbox_for_new_orgs", ("nexus.idaas.org.created",), _on_org_created),
     ],
-    workers=[health_loop, *ENGAGEMENT_WORKERS],
+    workers=[health_loop, *ENGAGEMENT_WORKERS, reconcile_loop],
     cli=cli,
     on_startup=[_start],
     on_shutdown=[_stop],

@@ -1,17 +1,26 @@
-"""`nexus vas ...`: send a message and follow it from the command line."""
+"""`nexus vas ...`: send a message and follow it from the command line; reconcile
+messages whose delivery report never came."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import httpx
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+if TYPE_CHECKING:
+    from nexus.services.vas.reconcile import Summary
+
 cli = typer.Typer(help="Messaging: send and follow messages.", no_args_is_help=True)
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
+UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 console = Console()
 err = Console(stderr=True)
 
@@ -93,3 +102,75 @@ def send(
         console.print(f"final status: [bold]{message['status']}[/]")
     if message["status"] in {"failed", "undelivered", "rejected", "expired"}:
         raise typer.Exit(1)
+
+
+def _seconds(value: str) -> float:
+    match = DURATION.match(value.strip().lower())
+    if match is None:
+        raise typer.BadParameter("a duration such as 90s, 10m, 2h or 1d")
+    return float(match[1]) * UNIT_S[match[2]]
+
+
+@cli.command()
+def reconcile(
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--older-than",
+            help="Messages sent longer ago than this (90s, 10m, 2h); "
+            "default NEXUS_VAS_RECONCILE_AFTER_S.",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Ask the providers; change nothing.")
+    ] = False,
+) -> None:
+    """Ask the providers now about messages still `sent` whose delivery report never came;
+    apply the final statuses found (through the workers' `vas.status` queue)."""
+    older_than_s = _seconds(older_than) if older_than is not None else None
+    summary = asyncio.run(_reconcile(older_than_s, dry_run))
+    table = Table("outcome", "messages")
+    for outcome, count in sorted(summary.outcomes.items()):
+        table.add_row(outcome, str(count))
+    console.print(table)
+    found = ", ".join(f"{n} {status}" for status, n in sorted(summary.found.items())) or "none"
+    verb = "would apply" if dry_run else "applied"
+    console.print(f"checked {summary.checked}; final statuses found: {found} ({verb})")
+    if summary.stopped_early:
+        console.print("[yellow]stopped at the time budget[/]: run again to go on")
+
+
+async def _reconcile(older_than_s: float | None, dry_run: bool) -> Summary:
+    from nexus.kernel.config import get_settings
+    from nexus.kernel.migrate import upgrade
+    from nexus.kernel.runtime import Runtime
+    from nexus.kernel.service import load_services
+    from nexus.services.vas.reconcile import reconcile as run
+    from nexus.services.vas.state import vas_of
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    runtime = Runtime(settings, load_services(["vas"], settings.plugins))
+    await upgrade(runtime)
+    await runtime.start(workers=False)  # the relay forwards the queued statuses
+    try:
+        progress = Progress(
+            TextColumn("[bold]looking up"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+        )
+        with progress:
+            task = progress.add_task("lookups", total=0)
+            return await run(
+                vas_of(runtime),
+                older_than_s=older_than_s,
+                dry_run=dry_run,
+                on_page=lambda n: progress.update(
+                    task, total=(progress.tasks[task].total or 0) + n
+                ),
+                on_checked=lambda _candidate, _outcome: progress.advance(task),
+            )
+    finally:
+        await runtime.stop()

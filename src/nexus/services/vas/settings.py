@@ -29,6 +29,22 @@ class VasSettings(BaseSettings):
     health_interval_s: float = Field(60.0, gt=0, description="Provider health probes.")
     circuit_failure_streak: int = Field(5, ge=1)
     circuit_cooldown_s: float = Field(10.0, gt=0)
+    reconcile_enabled: bool = Field(
+        True, description="Ask providers about messages whose delivery report never came."
+    )
+    reconcile_after_s: float = Field(
+        600.0, gt=0, description="A message `sent` this long without a report is looked up."
+    )
+    reconcile_max_age_s: float = Field(
+        72 * 3600.0, gt=0, description="Messages sent longer ago are no longer looked up."
+    )
+    reconcile_interval_s: float = Field(60.0, ge=5, le=3600, description="Between two runs.")
+    reconcile_rate_per_s: int = Field(
+        5, ge=1, le=1000, description="Status lookups a second, per provider account."
+    )
+    reconcile_budget_s: float = Field(
+        300.0, gt=0, description="A run stops looking up after this long (the next goes on)."
+    )
     stop_keywords: list[str] = Field(
         default_factory=lambda: ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "ARRET"]
     )

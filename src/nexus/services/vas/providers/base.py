@@ -176,6 +176,8 @@ class ProviderAdapter:
     # Fields that identify the account rather than prove it (ids, user names): a form may
     # show them while they are typed; all others are secrets. None is ever read back.
     public_credentials: ClassVar[frozenset[str]] = frozenset()
+    # The provider reports deliveries (else `sent` is final).
+    delivery_reports: ClassVar[bool] = True
     # The provider's API can tell a sent message's status (see `fetch_status`).
     status_lookup: ClassVar[bool] = False
 

@@ -38,6 +38,7 @@ STARTTLS = {"auto": None, "require": True, "off": False}
 class Adapter(ProviderAdapter):
     type = "smtp"
     channels = frozenset({"email"})
+    delivery_reports = False  # `sent` is final
     default_base_url = "smtp://localhost:25"
     required_credentials = ()
     optional_credentials = ("username", "password")

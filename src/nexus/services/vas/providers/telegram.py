@@ -57,6 +57,7 @@ UPDATE_KINDS = ("message", "edited_message", "channel_post", "business_message")
 class Adapter(ProviderAdapter):
     type = "telegram"
     channels = frozenset({"telegram"})
+    delivery_reports = False  # `sent` is final
     default_base_url = "https://api.telegram.org"
     required_credentials = ("bot_token",)
     optional_credentials = ("webhook_secret",)
