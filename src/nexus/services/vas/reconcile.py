@@ -11,8 +11,9 @@ backwards, and a second run that finds the same status changes nothing. A provid
 does not know the message, or does not answer, leaves it `sent` for a later run.
 
 Every process's `reconcile_loop` enqueues the job of the next interval under one id, so
-each interval's run is one job, leased by one worker. The loop also refreshes the gauge
-of messages that stay unconfirmed past their validity or the maximum age.
+each interval's run is one job, leased by one worker. After its lookups the job
+refreshes the gauge of messages that stay unconfirmed past their validity or the
+maximum age.
 """
 
 from __future__ import annotations
@@ -349,16 +350,25 @@ async def schedule_next(db: Database, interval_s: float, now_s: float | None = N
 
 
 async def reconcile_loop(runtime: Runtime) -> None:
-    """A service worker: keeps the next run scheduled."""
+    """A service worker: schedules each interval's run shortly before it starts. Every
+    process does so within the same minute, inside the bus's duplicate window (2 min),
+    so the run is one job on NATS as on the SQL queue."""
     settings = vas_of(runtime).settings
     if not settings.reconcile_enabled:
         return
+    interval = settings.reconcile_interval_s
+    lead = min(interval / 2, 60.0)
     while True:
+        now = time.time()
+        at = (now // interval + 1) * interval - lead
+        if at < now:
+            at += interval
+        await asyncio.sleep(at - now)
         try:
-            await schedule_next(vas_of(runtime).db, settings.reconcile_interval_s)
+            await schedule_next(vas_of(runtime).db, interval, now_s=at)
         except Exception as exc:
             log.warning("could not schedule reconciliation", error=str(exc))
-        await asyncio.sleep(settings.reconcile_interval_s)
+        await asyncio.sleep(lead)
 
 
 def job_handler(settings: VasSettings) -> JobHandler:

@@ -125,14 +125,7 @@ class Adapter(ProviderAdapter):
         except httpx.TransportError as exc:
             raise transport_error("Vonage", exc) from exc
         if response.status_code >= 400:
-            status = response.status_code
-            raise ProviderError(
-                f"Vonage {status}: {response.reason_phrase}",
-                retryable=is_transient_status(status),
-                code="4" if status == 401 else str(status),
-                status_code=status,
-                retry_after_s=retry_after(response),
-            )
+            raise _http_error("Vonage", response)
         data = response_json(response)
         parts = [m for m in data.get("messages") or [] if isinstance(m, dict)]
         if not parts:
@@ -189,14 +182,7 @@ class Adapter(ProviderAdapter):
         except httpx.TransportError as exc:
             raise transport_error("Vonage", exc) from exc
         if response.status_code >= 400:
-            status = response.status_code
-            raise ProviderError(
-                f"Vonage reports {status}: {response.reason_phrase}",
-                retryable=is_transient_status(status),
-                code="4" if status == 401 else str(status),
-                status_code=status,
-                retry_after_s=retry_after(response),
-            )
+            raise _http_error("Vonage reports", response)
         records = [
             r
             for r in response_json(response).get("records") or []
@@ -307,6 +293,17 @@ def _time(params: Mapping[str, str]) -> dt.datetime | None:
             except ValueError:
                 continue
     return None
+
+
+def _http_error(what: str, response: httpx.Response) -> ProviderError:
+    status = response.status_code
+    return ProviderError(
+        f"{what} {status}: {response.reason_phrase}",
+        retryable=is_transient_status(status),
+        code="4" if status == 401 else str(status),
+        status_code=status,
+        retry_after_s=retry_after(response),
+    )
 
 
 def _iso(when: dt.datetime) -> str:
