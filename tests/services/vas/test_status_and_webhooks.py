@@ -10,8 +10,8 @@ from decimal import Decimal
 from aiohttp import web
 
 from nexus.services.vas import webhooks_out
-from nexus.services.vas.dispatch import enqueue_status
 from nexus.services.vas.providers.base import StatusUpdate
+from nexus.services.vas.reports import enqueue_status
 from tests.services.vas.conftest import VasEnv
 
 

@@ -10,7 +10,7 @@ from nexus.kernel.events import Event
 from nexus.kernel.outbound_http import outbound_client
 from nexus.kernel.runtime import Runtime
 from nexus.kernel.service import Consumer, HandlerContext, JobHandler, Service
-from nexus.services.vas import dispatch, webhooks_out
+from nexus.services.vas import dispatch, reports, webhooks_out
 from nexus.services.vas.accept import Acceptor
 from nexus.services.vas.accounts import Accounts, add_sandbox_providers
 from nexus.services.vas.cli import cli
@@ -24,6 +24,7 @@ from nexus.services.vas.message_batches import MessageBatches
 from nexus.services.vas.models import Base
 from nexus.services.vas.reconcile import job_handler as reconcile_job_handler
 from nexus.services.vas.reconcile import reconcile_loop
+from nexus.services.vas.reports import Reports
 from nexus.services.vas.router import CircuitConfig, Router
 from nexus.services.vas.routes import inbound as inbound_routes
 from nexus.services.vas.routes import messages as message_routes
@@ -87,6 +88,7 @@ async def _start(runtime: Runtime) -> None:
         settings=settings,
         acceptor=Acceptor(db),
         batches=MessageBatches(db),
+        reports=Reports(db),
     )
 
 
@@ -111,6 +113,7 @@ async def _stop(runtime: Runtime) -> None:
     if vas is not None:
         await vas.acceptor.close()
         await vas.batches.close()
+        await vas.reports.close()
         await vas.http.aclose()
 
 
@@ -135,7 +138,7 @@ service = Service(
         ),
         JobHandler(
             "vas.status",
-            dispatch.apply_status,
+            reports.apply_status,
             concurrency=8,
             max_attempts=8,
             backoff_base_s=0.2,

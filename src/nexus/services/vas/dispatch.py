@@ -1,12 +1,11 @@
-"""Dispatching queued messages to providers, with failover; applying delivery reports.
+"""Dispatching queued messages to providers, with failover.
 
 `vas.dispatch` jobs run outside a transaction (a provider call must never hold the
 database): read the message, choose providers, try them in order — a retryable error
 or a timeout fails over to the next one at once — then record the outcome in one short
-transaction. When every provider failed retryably the job is retried with backoff; a
-message whose attempts run out ends `failed`. Delivery reports (webhooks, the sandbox)
-go through `vas.status` jobs, so one that arrives before its message is marked `sent`
-waits for it instead of being lost.
+transaction, shared with the jobs finishing at the same time (`message_batches`). When
+every provider failed retryably the job is retried with backoff; a message whose
+attempts run out ends `failed`. Delivery reports are `reports`' business.
 """
 
 from __future__ import annotations
@@ -16,20 +15,19 @@ import time
 from typing import Any
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.kernel.db import utcnow
-from nexus.kernel.events import Job, enqueue, job_id_for
-from nexus.kernel.queue import Permanent, Retry
+from nexus.kernel.events import Job
+from nexus.kernel.queue import Retry
 from nexus.kernel.service import HandlerContext
 from nexus.services.vas import lifecycle
 from nexus.services.vas.models import Message
 from nexus.services.vas.providers.base import OutboundMessage, ProviderError, StatusUpdate
+from nexus.services.vas.reports import enqueue_status
 from nexus.services.vas.state import Vas, vas_of
 
 log = structlog.get_logger("nexus.vas.dispatch")
-STATUS_QUEUE = "vas.status"
 
 
 def outbound(message: Message, sender: str | None) -> OutboundMessage:
@@ -264,81 +262,6 @@ async def _record_sent_or_failed(
             lifecycle.move(session, message, "failed", provider_id=provider_id, reason=text)
 
     await vas.batches.update(message_id, change)
-
-
-async def enqueue_status(
-    session: Any,
-    org_id: str,
-    provider_type: str,
-    update_: StatusUpdate,
-    *,
-    delay_s: float = 0,
-    message_id: str | None = None,
-) -> None:
-    payload = {
-        "provider_type": provider_type,
-        "provider_message_id": update_.provider_message_id,
-        "status": update_.status,
-        "error_code": update_.error_code,
-        "error_message": update_.error_message,
-        "message_id": message_id,
-        "at": update_.at.isoformat() if update_.at else None,
-        "cost": str(update_.cost) if update_.cost is not None else None,
-        "currency": update_.currency,
-    }
-    key = job_id_for(
-        "vas.status",
-        provider_type,
-        update_.provider_message_id,
-        update_.status,
-        update_.error_code or "",
-    )
-    await enqueue(session, STATUS_QUEUE, payload, org_id=org_id, delay_s=delay_s, job_id=key)
-
-
-async def apply_status(job: Job, ctx: HandlerContext) -> None:
-    """A delivery report: move the message forward (never back), record it."""
-    import datetime as dt
-    from decimal import Decimal
-
-    assert ctx.session is not None
-    p = job.payload
-    stmt = select(Message).where(Message.org_id == job.org_id)
-    if p.get("message_id"):
-        stmt = stmt.where(Message.id == p["message_id"])
-    else:
-        stmt = stmt.where(
-            Message.provider_type == p["provider_type"],
-            Message.provider_message_id == p["provider_message_id"],
-        )
-    message = await ctx.session.scalar(stmt)
-    if message is None or message.status in {"accepted", "queued", "sending"}:
-        # The report beat our own record of the send: wait for it a little.
-        if job.attempt >= 6:
-            raise Permanent(f"no message for {p['provider_type']} id {p['provider_message_id']}")
-        raise Retry("message not marked sent yet", delay_s=0.2 * job.attempt)
-    at = dt.datetime.fromisoformat(p["at"]) if p.get("at") else None
-    if p.get("cost") is not None:
-        message.cost = Decimal(p["cost"])
-        message.currency = p.get("currency") or message.currency
-    if p["status"] in {"undelivered", "failed"}:
-        message.error_code = p.get("error_code") or message.error_code
-        message.error_reason = p.get("error_message") or message.error_reason
-    new = "delivered" if p["status"] == "read" else p["status"]
-    if p["status"] == "read":
-        lifecycle.record(
-            ctx.session, message, "read", kind="receipt", provider_id=message.provider_id, at=at
-        )
-    if new in lifecycle.RANK:
-        lifecycle.move(
-            ctx.session,
-            message,
-            new,
-            provider_id=message.provider_id,
-            at=at,
-            reason=p.get("error_message"),
-            data={"provider_status": p["status"]},
-        )
 
 
 async def cancel(vas: Vas, session: Any, message: Message) -> bool:

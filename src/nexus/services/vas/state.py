@@ -13,6 +13,7 @@ from nexus.services.vas.accept import Acceptor
 from nexus.services.vas.accounts import Accounts
 from nexus.services.vas.message_batches import MessageBatches
 from nexus.services.vas.models import OrgSettings
+from nexus.services.vas.reports import Reports
 from nexus.services.vas.router import Router
 from nexus.services.vas.settings import VasSettings
 
@@ -34,6 +35,7 @@ class Vas:
     settings: VasSettings
     acceptor: Acceptor
     batches: MessageBatches
+    reports: Reports
     _org_settings: dict[str, tuple[float, OrgView]] = field(default_factory=dict)
 
     async def org(self, org_id: str) -> OrgView:

@@ -7,12 +7,14 @@ call that fails verification is refused (401) and logged without being stored.
 
 from __future__ import annotations
 
+import asyncio
+
 import structlog
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from nexus.kernel.errors import NotFound, Unauthorized
-from nexus.services.vas import dispatch, inbound
+from nexus.services.vas import inbound
 from nexus.services.vas.models import ProviderAccount
 from nexus.services.vas.providers.base import InboundMessage, StatusUpdate, WebhookRequest
 from nexus.services.vas.routes.messages import get_vas
@@ -66,12 +68,19 @@ async def _handle(
         )
         raise Unauthorized("The webhook signature is not valid.", headers={})
     items = adapter.parse_webhook(hook)
-    async with vas.db.transaction() as session:
-        for item in items:
-            if isinstance(item, StatusUpdate):
-                await dispatch.enqueue_status(session, account.org_id, account.type, item)
-            elif isinstance(item, InboundMessage):
-                await inbound.receive(session, account, item, await vas.org(account.org_id))
+    await asyncio.gather(
+        *(
+            vas.reports.apply(account.org_id, account.type, item)
+            for item in items
+            if isinstance(item, StatusUpdate)
+        )
+    )
+    received = [item for item in items if isinstance(item, InboundMessage)]
+    if received:
+        org = await vas.org(account.org_id)
+        async with vas.db.transaction() as session:
+            for item in received:
+                await inbound.receive(session, account, item, org)
     if account.type == "twilio":
         return Response('<?xml version="1.0" encoding="UTF-8"?><Response/>', media_type="text/xml")
     return Response(status_code=200)
