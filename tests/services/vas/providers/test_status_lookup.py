@@ -187,3 +187,11 @@ async def test_providers_without_a_status_lookup_cannot_tell(
     sent = SentMessage("msg_1", dt.datetime.now(dt.UTC))
     assert await adapter.fetch_status("anything", sent) is None
     assert all(adapter_class(p).status_lookup for p in LOOKUP)
+
+
+def test_a_fake_process_can_lose_callbacks() -> None:
+    from nexus.testing.fakes.__main__ import parse_args
+
+    assert parse_args(["twilio", "--callback-loss", "0.25"]).callback_loss == 0.25
+    with pytest.raises(SystemExit):
+        parse_args(["twilio", "--callback-loss", "1.5"])
