@@ -53,14 +53,19 @@ class Accounts:
             ttl_s,
         )
         self._cache: dict[tuple[str, str], tuple[float, list[Route]]] = {}
+        self._by_id: dict[str, tuple[float, ProviderAccount | None]] = {}
         self._adapters: dict[tuple[str, object], ProviderAdapter] = {}
 
     def forget(self, org_id: str | None = None) -> None:
         if org_id is None:
             self._cache.clear()
+            self._by_id.clear()
         else:
             for key in [k for k in self._cache if k[0] == org_id]:
                 del self._cache[key]
+            for account_id, (_, account) in list(self._by_id.items()):
+                if account is None or account.org_id == org_id:
+                    del self._by_id[account_id]
 
     def callback_url(self, account: ProviderAccount) -> str:
         channel = (
@@ -135,8 +140,17 @@ class Accounts:
         return [route for _, routes in self._cache.values() for route in routes]
 
     async def by_id(self, provider_id: str) -> ProviderAccount | None:
+        """The account (enabled or not), cached like the routes: every delivery report
+        names its account."""
+        hit = self._by_id.get(provider_id)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
         async with self.db.read() as session:
-            return await session.get(ProviderAccount, provider_id)
+            account = await session.get(ProviderAccount, provider_id)
+        if len(self._by_id) > 10_000:  # ids come from the outside: keep the cache bounded
+            self._by_id.clear()
+        self._by_id[provider_id] = (time.monotonic() + self.ttl_s, account)
+        return account
 
 
 async def add_sandbox_providers(session: object, secret: str, org_id: str) -> int:

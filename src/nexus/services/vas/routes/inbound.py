@@ -42,8 +42,7 @@ async def _webhook_request(request: Request, vas: Vas) -> WebhookRequest:
 async def _account(
     vas: Vas, account_id: str, provider_type: str | None, channel: str
 ) -> ProviderAccount:
-    async with vas.db.read() as session:
-        account = await session.get(ProviderAccount, account_id)
+    account = await vas.accounts.by_id(account_id)
     if (
         account is None
         or (provider_type and account.type != provider_type)
