@@ -37,10 +37,10 @@ from nexus.kernel.ratelimit import RateLimiter
 from nexus.kernel.runtime import Runtime
 from nexus.kernel.service import HandlerContext, JobHandler
 from nexus.services.vas import lifecycle
-from nexus.services.vas.dispatch import enqueue_status
 from nexus.services.vas.models import Message, MessageEvent, ProviderAccount
 from nexus.services.vas.providers import ADAPTERS, adapter_class
 from nexus.services.vas.providers.base import ProviderAdapter, SentMessage, StatusUpdate
+from nexus.services.vas.reports import enqueue_status
 from nexus.services.vas.settings import VasSettings
 from nexus.services.vas.state import Vas, vas_of
 
