@@ -5,9 +5,9 @@ retrying), leaving a message `sent` for good. A run looks up, oldest first, the 
 `sent` longer than `reconcile_after_s` (and not longer than `reconcile_max_age_s`) whose
 provider has a status lookup (`ProviderAdapter.status_lookup`), at most
 `reconcile_rate_per_s` lookups a second per provider account. A final status found is
-recorded in the message's history (kind `reconcile`) and applied by a `vas.status` job,
-the path delivery reports take, in the same transaction: it never moves a message
-backwards, and a second run that finds the same status changes nothing. A provider that
+recorded in the message's history (kind `reconcile`) and queued, in the same
+transaction, as a `vas.status` job, which applies it as a delivery report: it never
+moves a message backwards, and a second run that finds the same status changes nothing. A provider that
 does not know the message, or does not answer, leaves it `sent` for a later run.
 
 Every process's `reconcile_loop` enqueues the job of the next interval under one id, so
