@@ -26,7 +26,6 @@ from nexus.kernel import metrics
 from nexus.kernel.config import Settings, get_settings
 from nexus.kernel.errors import install_error_handlers, problem_body, problem_response
 from nexus.kernel.ids import new_id
-from nexus.kernel.logging import mask_text
 from nexus.kernel.runtime import Runtime
 from nexus.kernel.service import Service, load_services
 
@@ -144,7 +143,7 @@ class RequestContextMiddleware:
         access_log.info(
             "request",
             method=method,
-            path=mask_text(scope.get("path", "")),
+            path=scope.get("path", ""),  # masked by the log pipeline, if it is written
             route=template,
             status=status,
             duration_ms=round(elapsed * 1000, 2),
