@@ -7,8 +7,9 @@ provider has a status lookup (`ProviderAdapter.status_lookup`), at most
 `reconcile_rate_per_s` lookups a second per provider account. A final status found is
 recorded in the message's history (kind `reconcile`) and queued, in the same
 transaction, as a `vas.status` job, which applies it as a delivery report: it never
-moves a message backwards, and a second run that finds the same status changes nothing. A provider that
-does not know the message, or does not answer, leaves it `sent` for a later run.
+moves a message backwards, and a second run that finds the same status changes nothing.
+A provider that does not know the message, or does not answer, leaves it `sent` for a
+later run.
 
 Every process's `reconcile_loop` enqueues the job of the next interval under one id, so
 each interval's run is one job, leased by one worker. After its lookups the job
