@@ -41,9 +41,13 @@ class MessageBatches:
     async def close(self) -> None:
         await self._writes.close()
 
-    async def _load(self, session: AsyncSession, ids: list[str]) -> dict[str, Message]:
-        rows = await session.scalars(select(Message).where(Message.id.in_(set(ids))))
-        return {message.id: message for message in rows}
+    async def _load(
+        self, session: AsyncSession, ids: list[str], *, lock: bool = False
+    ) -> dict[str, Message]:
+        stmt = select(Message).where(Message.id.in_(set(ids)))
+        if lock:  # a cancel committed meanwhile must be seen, not overwritten (PostgreSQL)
+            stmt = stmt.order_by(Message.id).with_for_update()
+        return {message.id: message for message in await session.scalars(stmt)}
 
     async def _read(self, ids: list[str]) -> list[Message | None]:
         async with self.db.read() as session:
@@ -52,7 +56,7 @@ class MessageBatches:
 
     async def _write(self, items: list[tuple[str, Update]]) -> list[bool]:
         async with self.db.transaction() as session:
-            found = await self._load(session, [i for i, _ in items])
+            found = await self._load(session, [i for i, _ in items], lock=True)
             done = []
             for message_id, change in items:
                 message = found.get(message_id)

@@ -146,7 +146,12 @@ class Reports:
         async with self.db.transaction() as session:
             found: dict[tuple[str, str, str | None], Message] = {}
             for (org_id, provider_type), ids in wanted.items():
-                stmt = _outbound(org_id, provider_type).where(Message.provider_message_id.in_(ids))
+                stmt = (
+                    _outbound(org_id, provider_type)
+                    .where(Message.provider_message_id.in_(ids))
+                    .order_by(Message.id)
+                    .with_for_update()
+                )
                 for message in await session.scalars(stmt):
                     found[org_id, provider_type, message.provider_message_id] = message
             for org_id, provider_type, update_ in reports:

@@ -288,7 +288,8 @@ async def cancel_message(
     message_id: str, principal: Principal = require("vas:message:send"), vas: Vas = Depends(get_vas)
 ) -> MessageOut:
     async with vas.db.transaction(org_id=principal.org_id) as session:
-        message = await session.get(Message, message_id)
+        # locked: a dispatcher recording the send at the same moment goes first or after
+        message = await session.get(Message, message_id, with_for_update=True)
         if message is None:
             raise NotFound(f"No message {message_id}.")
         if not await dispatch.cancel(vas, session, message):

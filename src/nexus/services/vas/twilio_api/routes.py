@@ -78,10 +78,10 @@ async def create_message(AccountSid: str, request: Request) -> Response:
 
 
 async def _message(
-    session: AsyncSession, caller: TwilioCaller, sid: str
+    session: AsyncSession, caller: TwilioCaller, sid: str, *, lock: bool = False
 ) -> tuple[Message, TwilioMessage | None]:
     message_id = resources.message_id(sid)
-    message = await session.get(Message, message_id) if message_id else None
+    message = await session.get(Message, message_id, with_for_update=lock) if message_id else None
     if message is None or message.org_id != caller.org_id or message.channel not in CHANNELS:
         raise TwilioError(20404, f"The requested resource {sid} was not found")
     return message, await session.get(TwilioMessage, message.id)
@@ -108,7 +108,7 @@ async def update_message(AccountSid: str, Sid: str, request: Request) -> Respons
     if body is not None and body != "":
         raise TwilioError(20001, "Body can only be set to an empty string (to redact it).")
     async with vas.db.transaction(org_id=caller.org_id) as session:
-        message, extra = await _message(session, caller, Sid)
+        message, extra = await _message(session, caller, Sid, lock=True)
         if status == "canceled" and not await dispatch.cancel(vas, session, message):
             raise TwilioError(30409, f"The message is {resources.twilio_status(message)}.")
         if body == "":
