@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import delete, select, text, update
 
-from nexus.kernel.db import CrossTenantWrite
+from nexus.kernel.db import CrossTenantWrite, per_transaction
 from nexus.kernel.ids import new_id
 from nexus.testing.sample_services import Note, notes
 from tests.conftest import SERVICES_MODE, RuntimeFactory
@@ -95,3 +95,20 @@ def test_ids_made_one_after_another_sort_in_that_order() -> None:
     ids = [new_id() for _ in range(2000)]  # many within one millisecond
     assert ids == sorted(ids)
     assert len(set(ids)) == len(ids)
+
+
+async def test_per_transaction_computes_once_per_transaction(make_runtime: RuntimeFactory) -> None:
+    runtime = await make_runtime([notes])
+    db = runtime.db("notes")
+    calls: list[int] = []
+
+    async def lookup() -> int:
+        calls.append(1)
+        return len(calls)
+
+    async with db.transaction() as session:
+        assert await per_transaction(session, ("k", "org-a"), lookup) == 1
+        assert await per_transaction(session, ("k", "org-a"), lookup) == 1
+        assert await per_transaction(session, ("k", "org-b"), lookup) == 2
+    async with db.transaction() as session:  # a new transaction looks again
+        assert await per_transaction(session, ("k", "org-a"), lookup) == 3

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, DateTime, String, TypeDecorator, event, text
 from sqlalchemy.dialects.postgresql import JSONB
@@ -28,6 +28,8 @@ from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with
 
 from nexus.kernel.ids import new_id
 from nexus.kernel.sqlite_inline import inline_creator
+
+T = TypeVar("T")
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 AfterCommit = Callable[[dict[str, Any]], Awaitable[None] | None]
@@ -118,6 +120,20 @@ def _check_org_on_flush(session: Session, _ctx: Any, _instances: Any) -> None:
                 obj.org_id = org_id
             elif obj.org_id != org_id:
                 raise CrossTenantWrite(f"{type(obj).__name__} of another org in a scoped session")
+
+
+async def per_transaction(
+    session: AsyncSession, key: Hashable, compute: Callable[[], Awaitable[T]]
+) -> T:
+    """`await compute()` once per transaction for `key`, then the same value.
+
+    Consumers get their events in batches, one transaction per batch: a lookup that
+    depends only on the org (its webhooks, its settings) is then made once per batch
+    instead of once per event, and is still as fresh as the transaction."""
+    memo: dict[Hashable, Any] = session.info.setdefault("nexus.per_transaction", {})
+    if key not in memo:
+        memo[key] = await compute()
+    return memo[key]  # type: ignore[no-any-return]
 
 
 class Database:

@@ -17,6 +17,7 @@ import httpx
 from sqlalchemy import select
 
 from nexus.kernel.crypto import seal, unseal
+from nexus.kernel.db import per_transaction
 from nexus.kernel.events import Event, Job, enqueue, job_id_for
 from nexus.kernel.queue import Retry
 from nexus.kernel.service import HandlerContext
@@ -50,17 +51,19 @@ def verify(secret: str, header: str, body: bytes, *, tolerance_s: int = 300) -> 
 
 async def on_message_event(event: Event, ctx: HandlerContext) -> None:
     """Fan an event out to the org's matching webhooks (one delivery job each)."""
-    assert ctx.session is not None
-    hooks = (
-        await ctx.session.scalars(
-            select(Webhook).where(Webhook.org_id == event.org_id, Webhook.enabled.is_(True))
-        )
-    ).all()
+    session = ctx.session
+    assert session is not None
+
+    async def enabled_hooks() -> list[Webhook]:
+        stmt = select(Webhook).where(Webhook.org_id == event.org_id, Webhook.enabled.is_(True))
+        return list((await session.scalars(stmt)).all())
+
+    hooks = await per_transaction(session, ("vas.webhooks", event.org_id), enabled_hooks)
     for hook in hooks:
         if hook.events and event.type not in hook.events:
             continue
         await enqueue(
-            ctx.session,
+            session,
             QUEUE,
             {"webhook_id": hook.id, "event": event.model_dump(mode="json")},
             org_id=event.org_id,

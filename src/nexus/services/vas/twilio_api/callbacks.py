@@ -16,6 +16,7 @@ import httpx
 import structlog
 from sqlalchemy import select
 
+from nexus.kernel.db import per_transaction
 from nexus.kernel.events import Event, Job, enqueue, job_id_for
 from nexus.kernel.queue import Retry
 from nexus.kernel.service import HandlerContext
@@ -32,17 +33,25 @@ log = structlog.get_logger("nexus.vas.twilio_callback")
 
 async def on_message_event(event: Event, ctx: HandlerContext) -> None:
     """Queue a callback for a status change of a message that asked for one."""
-    assert ctx.session is not None
+    session = ctx.session
+    assert session is not None
     message_id = event.data.get("message_id")
-    if not message_id:
+    if not message_id or not event.org_id:
         return
-    row = await ctx.session.get(TwilioMessage, message_id)
+
+    async def uses_twilio_api() -> bool:  # revoked credentials count: callbacks may be due
+        stmt = select(TwilioCredential.id).where(TwilioCredential.org_id == event.org_id)
+        return await session.scalar(stmt.limit(1)) is not None
+
+    if not await per_transaction(session, ("vas.twilio_api", event.org_id), uses_twilio_api):
+        return  # most orgs: no message of theirs can have a Twilio status callback
+    row = await session.get(TwilioMessage, message_id)
     if row is None or not row.status_callback or row.org_id != event.org_id:
         return
     if event.data.get("status") == "rejected":
         return  # refused at creation: the client got an error (21610, 21612), not a SID
     await enqueue(
-        ctx.session,
+        session,
         QUEUE,
         {
             "message_id": message_id,
