@@ -372,6 +372,25 @@ async def test_another_orgs_records_are_not_found(env: CrmHub) -> None:
     await other.aclose()
 
 
+async def test_search_finds_the_records_each_person_may_read(env: CrmHub) -> None:
+    seeded = await _seed(env)
+    owner = await env.as_person(OWNER)
+    found = (await owner.get("/search", params={"q": "Doomsday"})).text
+    assert f'href="/crm/deals/{seeded["deal"]["id"]}"' in found
+    assert "Hank Scorpio" in (await owner.get("/search", params={"q": "hank"})).text
+    assert (
+        f'href="/crm/companies/{seeded["company"]["id"]}"'
+        in (await owner.get("/search", params={"q": "globex"})).text
+    )
+    for email in (REP, OTHER):  # not the rep's own record; not the other org's
+        person = await env.as_person(email)
+        page = (await person.get("/search", params={"q": "Doomsday"})).text
+        assert f'href="/crm/deals/{seeded["deal"]["id"]}"' not in page, email
+        assert "Nothing found" in page, email
+        await person.aclose()
+    await owner.aclose()
+
+
 async def _until(client: httpx.AsyncClient, url: str, text: str) -> str:
     for _ in range(300):
         page = await client.get(url, headers={"HX-Request": "true"})

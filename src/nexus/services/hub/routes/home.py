@@ -89,10 +89,13 @@ async def home(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
     )
 
 
+CRM_RECORDS = {"contact": "contacts", "company": "companies", "deal": "deals"}  # type -> path
+
+
 @router.get("/search")
 async def search(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
     q = (request.query_params.get("q") or "").strip()[:200]
-    pages, users, messages = [], [], []
+    pages, users, messages, records = [], [], [], []
     if q:
         low = q.lower()
         pages = [
@@ -108,9 +111,25 @@ async def search(request: Request, ctx: Ctx = Depends(signed_in)) -> Response:
             if len(q) == 36 and q.count("-") == 4:  # a message id
                 tasks["message"] = _quietly(ctx.get("vas", f"/messages/{q}"), None)
             tasks["messages"] = _quietly(ctx.get("vas", "/messages", to=q, limit=10), {"items": []})
+        if ctx.running("crm") and any(ctx.can(f"crm:{t}:read") for t in CRM_RECORDS):
+            tasks["records"] = _quietly(ctx.get("crm", "/crm/search", q=q, limit=10), {"items": []})
         results = dict(zip(tasks, await asyncio.gather(*tasks.values()), strict=True))
         users = (results.get("users") or {}).get("items", [])
+        records = [
+            {**hit, "url": f"/crm/{CRM_RECORDS[hit['type']]}/{hit['id']}"}
+            for hit in (results.get("records") or {}).get("items", [])
+            if hit.get("type") in CRM_RECORDS
+        ]
         messages = (results.get("messages") or {}).get("items", [])
         if results.get("message"):
             messages.insert(0, results["message"])
-    return render(request, "search.html", ctx, q=q, pages=pages, users=users, messages=messages)
+    return render(
+        request,
+        "search.html",
+        ctx,
+        q=q,
+        pages=pages,
+        users=users,
+        messages=messages,
+        records=records,
+    )
