@@ -57,6 +57,18 @@ async def test_company_domains_are_normalized_and_unique(crm: Crm) -> None:
     assert [c["id"] for c in found["items"]] == [first["id"]]
 
 
+async def test_companies_by_id_in_one_call(crm: Crm) -> None:
+    h = crm.admin()
+    made = [await crm.post("/companies", h, name=f"Co {i}") for i in range(4)]
+    wanted = sorted([made[0]["id"], made[2]["id"], "01a20000-0000-7000-8000-000000000000"])
+    found = await crm.get("/companies", h, id=wanted)
+    assert sorted(c["id"] for c in found["items"]) == sorted([made[0]["id"], made[2]["id"]])
+    too_many = await crm.client.get(
+        "/api/v1/crm/companies", params={"id": [f"x{i}" for i in range(101)]}, headers=h
+    )
+    assert too_many.status_code == 422
+
+
 async def test_custom_fields_are_typed_validated_and_filterable(crm: Crm) -> None:
     h = crm.admin()
     for key, kind, options in (

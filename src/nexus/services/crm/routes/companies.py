@@ -31,12 +31,21 @@ from nexus.services.crm.schemas import (
 router = APIRouter(prefix="/companies", tags=["crm companies"])
 
 
+MAX_IDS = 100
+
+
 @router.get("", response_model=Page[CompanyOut], summary="List companies (newest first)")
 async def list_companies(
     request: Request,
     owner_id: str | None = Query(None, max_length=36),
     domain: str | None = Query(None, max_length=253),
     industry: str | None = Query(None, max_length=100),
+    ids: list[str] = Query(
+        [],
+        alias="id",
+        max_length=MAX_IDS,
+        description=f"Only these companies (repeat `id`, at most {MAX_IDS}).",
+    ),
     cursor: str | None = Cursor,
     limit: int = Limit,
     acc: Access = access("company", "read"),
@@ -50,6 +59,8 @@ async def list_companies(
         )
         if owner_id:
             stmt = stmt.where(Company.owner_id == owner_id)
+        if ids:
+            stmt = stmt.where(Company.id.in_(ids))
         if industry:
             stmt = stmt.where(Company.industry == industry)
         if domain:

@@ -19,7 +19,7 @@ from nexus.services.hub.web import Ctx, HubRoute, env, render, signed_in
 router = APIRouter(route_class=HubRoute, include_in_schema=False)
 PER_STAGE = 25  # cards per column; the column's count and totals stay exact
 REFUSED = {400, 404, 409, 422}  # answers shown next to the form, with what was typed kept
-FEW, LOOKUPS, COMPANY_PAGE = 3, 10, 500  # company names: one by one, or from a list
+COMPANY_PAGE = 100  # company ids a call (the most CRM's list takes)
 FORM_NAMES = {"emails": "email", "phones": "phone", "contact_ids": "contact_id"}  # API -> form
 
 
@@ -80,16 +80,16 @@ async def names_of(ctx: Ctx, kind: str, ids: set[str]) -> dict[str, str]:
 
 
 async def company_names(ctx: Ctx, ids: set[str]) -> dict[str, str]:
-    """Names of the companies on a board or list: the org's newest few hundred in one
-    call when there are more than a few, the others one by one (at most `LOOKUPS`; a
-    card whose company is still unnamed shows none)."""
-    wanted = {i for i in ids if i}
-    names: dict[str, str] = {}
-    if len(wanted) > FEW and ctx.can("crm:company:read"):
-        newest = await ctx.get("crm", "/crm/companies", limit=COMPANY_PAGE)
-        names = {c["id"]: c["name"] for c in newest["items"] if c["id"] in wanted}
-    missing = sorted(wanted - set(names))[:LOOKUPS]
-    return names | await names_of(ctx, "companies", set(missing))
+    """Names of the companies on a board or list, `COMPANY_PAGE` ids a call (a company
+    the person may not read shows no name)."""
+    wanted = sorted(i for i in ids if i)
+    if not wanted or not ctx.can("crm:company:read"):
+        return {}
+    chunks = [wanted[i : i + COMPANY_PAGE] for i in range(0, len(wanted), COMPANY_PAGE)]
+    pages = await asyncio.gather(
+        *(ctx.get("crm", "/crm/companies", id=chunk, limit=len(chunk)) for chunk in chunks)
+    )
+    return {c["id"]: c["name"] for page in pages for c in page["items"]}
 
 
 async def custom_fields(ctx: Ctx, object_type: str) -> list[dict[str, Any]]:
