@@ -143,7 +143,9 @@ class Database:
         self.url = url
         self.dialect = url.split("+", 1)[0].split(":", 1)[0]
         self.is_sqlite = self.dialect == "sqlite"
-        kwargs: dict[str, Any] = {"echo": echo}
+        # errors carry the SQL but never the values (bodies, numbers, tokens) into logs
+        # and into the queue's last_error
+        kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if self.is_sqlite:
             kwargs["async_creator"] = inline_creator(url)
             if ":memory:" in url:
