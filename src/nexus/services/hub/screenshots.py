@@ -32,6 +32,7 @@ PAGES: list[tuple[str, str]] = [
     ("message-log", "/messages"),
     ("message", "/messages/{message}"),
     ("providers", "/providers"),
+    ("provider-new", "/providers/new?type=twilio"),
     ("analytics", "/analytics"),
     ("contacts", "/contacts"),
     ("templates", "/templates"),
@@ -46,7 +47,7 @@ PAGES: list[tuple[str, str]] = [
     ("audit-log", "/admin/audit"),
     ("org-settings", "/admin/org"),
     ("profile", "/me"),
-    ("search", "/search?q=sms"),
+    ("search", "/search?q=globex"),
 ]
 DEMO_EMAIL = "owner@demo.example.com"
 
