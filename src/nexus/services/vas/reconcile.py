@@ -38,7 +38,7 @@ from nexus.kernel.ratelimit import RateLimiter
 from nexus.kernel.runtime import Runtime
 from nexus.kernel.service import HandlerContext, JobHandler
 from nexus.services.vas import lifecycle
-from nexus.services.vas.models import Message, MessageEvent, ProviderAccount
+from nexus.services.vas.models import Message, MessageEvent
 from nexus.services.vas.providers import ADAPTERS, adapter_class
 from nexus.services.vas.providers.base import ProviderAdapter, SentMessage, StatusUpdate
 from nexus.services.vas.reports import enqueue_status
@@ -184,13 +184,10 @@ class _Run:
         self.vas, self.dry_run, self.deadline = vas, dry_run, deadline
         self.summary = Summary()
         self.limiter = RateLimiter(vas.runtime.redis, prefix="nexus:vas:reconcile")
-        self._accounts: dict[str, ProviderAccount | None] = {}
         self._parallel = asyncio.Semaphore(PARALLEL_PROVIDERS)
 
     async def adapter(self, provider_id: str) -> ProviderAdapter | None:
-        if provider_id not in self._accounts:
-            self._accounts[provider_id] = await self.vas.accounts.by_id(provider_id)
-        account = self._accounts[provider_id]
+        account = await self.vas.accounts.by_id(provider_id)  # cached by Accounts
         if account is None:
             return None
         adapter = self.vas.accounts.adapter(account)
